@@ -1,0 +1,4 @@
+//! The `lopper` command line.
+fn main() {
+    println!("lopper {}", env!("CARGO_PKG_VERSION"));
+}

@@ -1,0 +1,13 @@
+//! Reference implementations of every op, one file per op family. Each works on plain
+//! slices with shapes already verified, and never allocates.
+
+pub mod activation;
+pub mod binary;
+pub mod concat;
+pub mod conv;
+pub mod linear;
+pub mod matmul;
+pub mod pad;
+pub mod pool;
+pub mod softmax;
+pub mod transpose;
