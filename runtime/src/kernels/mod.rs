@@ -1,1 +1,3 @@
 //! Low-level math shared by ops.
+
+pub mod weight_matmul;

@@ -1,1 +1,469 @@
-//! TODO
+//! 2-D convolution over NCHW input, lowered to `weight_matmul`: each image and group is
+//! unfolded (im2col) into a `[C / groups * kh * kw, OH * OW]` matrix that the weight
+//! matrix `[O, C / groups * kh * kw]` multiplies.
+
+use crate::graph::{Activation, Conv2d};
+use crate::kernels::weight_matmul::weight_matmul;
+use crate::weights::WeightMatrix;
+
+/// Output length of one spatial axis: `(input + pads - dilation * (kernel - 1) - 1) /
+/// stride + 1`. `None` when the window does not fit the padded input, on overflow, or for
+/// a zero kernel, stride or dilation. Used by the verifier.
+pub fn conv2d_output_len(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+    pad_begin: usize,
+    pad_end: usize,
+) -> Option<usize> {
+    if kernel == 0 || stride == 0 || dilation == 0 {
+        return None;
+    }
+    let padded = input.checked_add(pad_begin)?.checked_add(pad_end)?;
+    let window = dilation.checked_mul(kernel - 1)?.checked_add(1)?;
+    Some(padded.checked_sub(window)? / stride + 1)
+}
+
+/// A 1x1 kernel with stride 1 and no padding reads each group's input channels as they
+/// are: `[C / groups, H * W]` is already the matrix to multiply.
+fn needs_im2col(attrs: &Conv2d, kernel: [usize; 2]) -> bool {
+    kernel != [1, 1] || attrs.stride != [1, 1] || attrs.pads != [0; 4]
+}
+
+/// Scratch elements `conv2d` needs: one group's im2col matrix, or 0 when the input is used
+/// in place. Shapes are the verified NCHW input and output.
+pub fn conv2d_scratch_len(
+    attrs: &Conv2d,
+    x_shape: [usize; 4],
+    kernel: [usize; 2],
+    y_shape: [usize; 4],
+) -> usize {
+    if needs_im2col(attrs, kernel) {
+        x_shape[1] / attrs.groups * kernel[0] * kernel[1] * y_shape[2] * y_shape[3]
+    } else {
+        0
+    }
+}
+
+/// Convolution of `x` (`x_shape = [N, C, H, W]`) with the weight matrix `w`
+/// (`[O, C / groups * kh * kw]`, from `[O, C / groups, kh, kw]`) into `y` (`y_shape =
+/// [N, O, OH, OW]`), adding `bias[o]` and applying `act`. `scratch` holds at least
+/// `conv2d_scratch_len` elements. Never allocates.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d(
+    attrs: &Conv2d,
+    x: &[f32],
+    x_shape: [usize; 4],
+    w: &WeightMatrix,
+    kernel: [usize; 2],
+    bias: Option<&[f32]>,
+    act: Activation,
+    scratch: &mut [f32],
+    y: &mut [f32],
+    y_shape: [usize; 4],
+) {
+    let [batch, channels, height, width] = x_shape;
+    let [_, out_channels, out_height, out_width] = y_shape;
+    let groups = attrs.groups;
+    let group_channels = channels / groups;
+    let group_outputs = out_channels / groups;
+    let spatial = out_height * out_width;
+    let group_input_len = group_channels * height * width;
+    let group_output_len = group_outputs * spatial;
+    debug_assert_eq!(w.rows, out_channels);
+    debug_assert_eq!(w.cols, group_channels * kernel[0] * kernel[1]);
+    let columns_len = conv2d_scratch_len(attrs, x_shape, kernel, y_shape);
+    let columns = &mut scratch[..columns_len];
+
+    for image in 0..batch {
+        for g in 0..groups {
+            let input_start = (image * groups + g) * group_input_len;
+            let x_group = &x[input_start..input_start + group_input_len];
+            let matrix: &[f32] = if columns_len == 0 {
+                x_group
+            } else {
+                im2col(
+                    attrs,
+                    x_group,
+                    [group_channels, height, width],
+                    kernel,
+                    [out_height, out_width],
+                    columns,
+                );
+                columns
+            };
+            let output_start = (image * groups + g) * group_output_len;
+            weight_matmul(
+                w,
+                g * group_outputs..(g + 1) * group_outputs,
+                matrix,
+                spatial,
+                bias,
+                act,
+                &mut y[output_start..output_start + group_output_len],
+            );
+        }
+    }
+}
+
+/// Unfolds one group's input `[c, h, w]` into `columns`, row `(ci * kh + ki) * kw + kj`
+/// holding, for every output position, the input under kernel tap `(ki, kj)` of channel
+/// `ci` (0 in the padding).
+fn im2col(
+    attrs: &Conv2d,
+    x: &[f32],
+    [channels, height, width]: [usize; 3],
+    [kernel_h, kernel_w]: [usize; 2],
+    [out_height, out_width]: [usize; 2],
+    columns: &mut [f32],
+) {
+    let [stride_h, stride_w] = attrs.stride;
+    let [dilation_h, dilation_w] = attrs.dilation;
+    let [pad_top, pad_left, _, _] = attrs.pads;
+    let spatial = out_height * out_width;
+    for c in 0..channels {
+        let plane = &x[c * height * width..(c + 1) * height * width];
+        for ki in 0..kernel_h {
+            for kj in 0..kernel_w {
+                let row = (c * kernel_h + ki) * kernel_w + kj;
+                let out_row = &mut columns[row * spatial..(row + 1) * spatial];
+                for oy in 0..out_height {
+                    let out_line = &mut out_row[oy * out_width..(oy + 1) * out_width];
+                    let iy = (oy * stride_h + ki * dilation_h)
+                        .checked_sub(pad_top)
+                        .filter(|&iy| iy < height);
+                    let Some(iy) = iy else {
+                        out_line.fill(0.0);
+                        continue;
+                    };
+                    let line = &plane[iy * width..(iy + 1) * width];
+                    for (ox, out) in out_line.iter_mut().enumerate() {
+                        let ix = (ox * stride_w + kj * dilation_w).checked_sub(pad_left);
+                        *out = ix.and_then(|ix| line.get(ix)).copied().unwrap_or(0.0);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::encode::tests::{all_encodings, sparse_matrix};
+    use crate::format::encode::{decode_dense, encode};
+    use crate::graph::{LayoutKind, Storage};
+    use crate::ops::activation::apply_one;
+    use alloc::vec;
+    use alloc::vec::Vec;
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+
+    const X_3X3: [f32; 9] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+    const K_2X2: [f32; 4] = [1.0, 2.0, 3.0, 4.0];
+
+    /// Runs `conv2d` on one image with a dense f32 weight, allocating what it needs.
+    fn conv_f32(
+        attrs: &Conv2d,
+        x: &[f32],
+        x_shape: [usize; 4],
+        weight: &[f32],
+        kernel: [usize; 2],
+        bias: Option<&[f32]>,
+        y_shape: [usize; 4],
+    ) -> Vec<f32> {
+        let cols = weight.len() / y_shape[1];
+        let e = encode(weight, y_shape[1], cols, LayoutKind::Dense, Storage::F32).unwrap();
+        let mut scratch = vec![f32::NAN; conv2d_scratch_len(attrs, x_shape, kernel, y_shape)];
+        let mut y = vec![f32::NAN; y_shape.iter().product()];
+        conv2d(
+            attrs,
+            x,
+            x_shape,
+            &e.view(),
+            kernel,
+            bias,
+            Activation::None,
+            &mut scratch,
+            &mut y,
+            y_shape,
+        );
+        y
+    }
+
+    #[test]
+    fn three_by_three_with_two_by_two_kernel_by_hand() {
+        // x = [1 2 3; 4 5 6; 7 8 9], k = [1 2; 3 4], bias 1:
+        // y00 = 1 + 4 + 12 + 20 + 1 = 38, y01 = 2 + 6 + 15 + 24 + 1 = 48,
+        // y10 = 4 + 10 + 21 + 32 + 1 = 68, y11 = 5 + 12 + 24 + 36 + 1 = 78.
+        let attrs = Conv2d::default();
+        let y = conv_f32(
+            &attrs,
+            &X_3X3,
+            [1, 1, 3, 3],
+            &K_2X2,
+            [2, 2],
+            Some(&[1.0]),
+            [1, 1, 2, 2],
+        );
+        assert_eq!(y, [38.0, 48.0, 68.0, 78.0]);
+    }
+
+    #[test]
+    fn padded_and_strided_by_hand() {
+        // Pads 1 all round, stride 2: windows start at (-1, -1), (-1, 1), (1, -1), (1, 1).
+        // y00 = 4 * x00 = 4, y01 = 3 * x01 + 4 * x02 = 18, y10 = 2 * x10 + 4 * x20 = 36,
+        // y11 = 1 * 5 + 2 * 6 + 3 * 8 + 4 * 9 = 77.
+        let attrs = Conv2d {
+            stride: [2, 2],
+            pads: [1, 1, 1, 1],
+            ..Conv2d::default()
+        };
+        let y = conv_f32(
+            &attrs,
+            &X_3X3,
+            [1, 1, 3, 3],
+            &K_2X2,
+            [2, 2],
+            None,
+            [1, 1, 2, 2],
+        );
+        assert_eq!(y, [4.0, 18.0, 36.0, 77.0]);
+    }
+
+    #[test]
+    fn dilated_by_hand() {
+        // Dilation 2 spreads the 2x2 kernel over the corners of the 3x3 input:
+        // 1 * 1 + 2 * 3 + 3 * 7 + 4 * 9 = 64.
+        let attrs = Conv2d {
+            dilation: [2, 2],
+            ..Conv2d::default()
+        };
+        let y = conv_f32(
+            &attrs,
+            &X_3X3,
+            [1, 1, 3, 3],
+            &K_2X2,
+            [2, 2],
+            None,
+            [1, 1, 1, 1],
+        );
+        assert_eq!(y, [64.0]);
+    }
+
+    #[test]
+    fn output_len() {
+        assert_eq!(conv2d_output_len(3, 2, 1, 1, 0, 0), Some(2));
+        assert_eq!(conv2d_output_len(3, 2, 2, 1, 1, 1), Some(2));
+        assert_eq!(conv2d_output_len(3, 2, 1, 2, 0, 0), Some(1));
+        assert_eq!(conv2d_output_len(224, 7, 2, 1, 3, 3), Some(112));
+        assert_eq!(conv2d_output_len(7, 3, 2, 2, 2, 1), Some(3));
+        assert_eq!(conv2d_output_len(2, 3, 1, 1, 0, 0), None);
+        assert_eq!(conv2d_output_len(3, 2, 1, 3, 0, 0), None);
+        assert_eq!(conv2d_output_len(3, 1, 0, 1, 0, 0), None);
+        assert_eq!(conv2d_output_len(3, 1, 1, 0, 0, 0), None);
+        assert_eq!(conv2d_output_len(3, 0, 1, 1, 0, 0), None);
+        assert_eq!(conv2d_output_len(usize::MAX, 1, 1, 1, 1, 0), None);
+        assert_eq!(conv2d_output_len(3, 2, 1, usize::MAX, 0, 0), None);
+    }
+
+    #[test]
+    fn scratch_is_needed_only_to_unfold() {
+        let pointwise = Conv2d::default();
+        let grouped = Conv2d {
+            groups: 2,
+            ..Conv2d::default()
+        };
+        let strided = Conv2d {
+            stride: [2, 2],
+            ..Conv2d::default()
+        };
+        assert_eq!(
+            conv2d_scratch_len(&pointwise, [1, 8, 5, 5], [1, 1], [1, 4, 5, 5]),
+            0
+        );
+        assert_eq!(
+            conv2d_scratch_len(&grouped, [1, 8, 5, 5], [1, 1], [1, 4, 5, 5]),
+            0
+        );
+        assert_eq!(
+            conv2d_scratch_len(&strided, [1, 8, 5, 5], [1, 1], [1, 4, 3, 3]),
+            8 * 9
+        );
+        assert_eq!(
+            conv2d_scratch_len(&grouped, [1, 8, 5, 5], [3, 3], [1, 4, 3, 3]),
+            4 * 9 * 9
+        );
+    }
+
+    /// Direct convolution from the definition, with explicit padding checks.
+    #[allow(clippy::too_many_arguments)]
+    fn naive_conv(
+        attrs: &Conv2d,
+        x: &[f32],
+        [batch, channels, height, width]: [usize; 4],
+        weight: &[f32],
+        [kernel_h, kernel_w]: [usize; 2],
+        bias: &[f32],
+        act: Activation,
+        [_, out_channels, out_height, out_width]: [usize; 4],
+    ) -> Vec<f32> {
+        let group_channels = channels / attrs.groups;
+        let group_outputs = out_channels / attrs.groups;
+        let mut y = Vec::new();
+        for n in 0..batch {
+            for o in 0..out_channels {
+                let g = o / group_outputs;
+                for oh in 0..out_height {
+                    for ow in 0..out_width {
+                        let mut sum = bias[o];
+                        for c in 0..group_channels {
+                            for kh in 0..kernel_h {
+                                for kw in 0..kernel_w {
+                                    let ih = (oh * attrs.stride[0] + kh * attrs.dilation[0])
+                                        as isize
+                                        - attrs.pads[0] as isize;
+                                    let iw = (ow * attrs.stride[1] + kw * attrs.dilation[1])
+                                        as isize
+                                        - attrs.pads[1] as isize;
+                                    if ih < 0
+                                        || iw < 0
+                                        || ih >= height as isize
+                                        || iw >= width as isize
+                                    {
+                                        continue;
+                                    }
+                                    let ic = g * group_channels + c;
+                                    let xv = x[((n * channels + ic) * height + ih as usize)
+                                        * width
+                                        + iw as usize];
+                                    let wv = weight[((o * group_channels + c) * kernel_h + kh)
+                                        * kernel_w
+                                        + kw];
+                                    sum += xv * wv;
+                                }
+                            }
+                        }
+                        y.push(apply_one(act, sum));
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    struct Case {
+        channels: usize,
+        outputs: usize,
+        size: [usize; 2],
+        kernel: [usize; 2],
+        attrs: Conv2d,
+    }
+
+    fn case(
+        [channels, outputs, groups]: [usize; 3],
+        size: [usize; 2],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        dilation: [usize; 2],
+        pads: [usize; 4],
+    ) -> Case {
+        Case {
+            channels,
+            outputs,
+            size,
+            kernel,
+            attrs: Conv2d {
+                stride,
+                dilation,
+                pads,
+                groups,
+            },
+        }
+    }
+
+    #[test]
+    fn matches_direct_convolution_for_every_layout_and_storage() {
+        let cases = [
+            case([3, 4, 1], [6, 5], [3, 3], [1, 1], [1, 1], [1, 1, 1, 1]),
+            case([4, 6, 2], [7, 8], [3, 3], [2, 2], [1, 1], [1, 0, 2, 1]),
+            case([4, 4, 4], [7, 7], [3, 3], [1, 2], [2, 1], [2, 1, 0, 3]),
+            case([4, 4, 4], [9, 6], [5, 3], [2, 1], [1, 2], [2, 1, 2, 1]),
+            case([2, 3, 1], [9, 6], [5, 3], [2, 1], [1, 2], [2, 1, 2, 1]),
+            case([5, 8, 1], [4, 4], [1, 1], [1, 1], [1, 1], [0, 0, 0, 0]),
+            case([4, 6, 2], [5, 3], [1, 1], [1, 1], [2, 2], [0, 0, 0, 0]),
+            case([3, 2, 1], [5, 5], [1, 1], [2, 2], [1, 1], [0, 0, 0, 0]),
+            case([6, 6, 3], [6, 6], [3, 3], [2, 2], [2, 2], [3, 2, 1, 0]),
+            case([6, 4, 2], [5, 4], [3, 3], [1, 1], [1, 1], [0, 0, 0, 0]),
+        ];
+        let mut rng = SmallRng::seed_from_u64(42);
+        let act = Activation::LeakyRelu { alpha: 0.1 };
+        let batch = 2;
+        let mut checked = 0;
+        for c in &cases {
+            let a = &c.attrs;
+            let out_h = conv2d_output_len(
+                c.size[0],
+                c.kernel[0],
+                a.stride[0],
+                a.dilation[0],
+                a.pads[0],
+                a.pads[2],
+            );
+            let out_w = conv2d_output_len(
+                c.size[1],
+                c.kernel[1],
+                a.stride[1],
+                a.dilation[1],
+                a.pads[1],
+                a.pads[3],
+            );
+            let x_shape = [batch, c.channels, c.size[0], c.size[1]];
+            let y_shape = [batch, c.outputs, out_h.unwrap(), out_w.unwrap()];
+            let cols = c.channels / a.groups * c.kernel[0] * c.kernel[1];
+            let x: Vec<f32> = (0..x_shape.iter().product())
+                .map(|_| rng.gen_range(-1.0..1.0))
+                .collect();
+            let weight = sparse_matrix(&mut rng, c.outputs, cols);
+            let bias: Vec<f32> = (0..c.outputs).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let exact = naive_conv(a, &x, x_shape, &weight, c.kernel, &bias, act, y_shape);
+            let scratch_len = conv2d_scratch_len(a, x_shape, c.kernel, y_shape);
+            for (layout, storage, e) in all_encodings(&weight, c.outputs, cols) {
+                let stored = decode_dense(&e.view());
+                let rounded = naive_conv(a, &x, x_shape, &stored, c.kernel, &bias, act, y_shape);
+                let mut scratch = vec![f32::NAN; scratch_len];
+                let mut y = vec![f32::NAN; y_shape.iter().product()];
+                conv2d(
+                    a,
+                    &x,
+                    x_shape,
+                    &e.view(),
+                    c.kernel,
+                    Some(&bias),
+                    act,
+                    &mut scratch,
+                    &mut y,
+                    y_shape,
+                );
+                // Every stored weight is within `weight_error` of the original and |x| < 1,
+                // so an output moves by at most `cols * weight_error`.
+                let (tol, weight_error) = match storage {
+                    Storage::F32 => (1e-5, 0.0),
+                    Storage::F16 => (1e-4, 1.0 / 2048.0),
+                    Storage::I8 => (1e-4, 1.0 / 254.0),
+                };
+                let loose = 1e-5 + cols as f32 * weight_error;
+                for (i, ((got, r), e)) in y.iter().zip(&rounded).zip(&exact).enumerate() {
+                    let what = || alloc::format!("{layout:?} {storage:?} {:?} [{i}]", c.attrs);
+                    assert!((got - r).abs() <= tol, "{}: {got} vs {r}", what());
+                    assert!((got - e).abs() <= loose, "{}: {got} vs exact {e}", what());
+                }
+                checked += 1;
+            }
+        }
+        // N:M refuses the depthwise 3x3 case (9 columns) and the 5-channel 1x1 case (5
+        // columns): both leave a last group of one column.
+        assert_eq!(checked, (cases.len() * 9 - 2) * 3);
+    }
+}

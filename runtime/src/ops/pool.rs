@@ -1,1 +1,428 @@
-//! TODO
+//! Max and average pooling over NCHW tensors, with ONNX / PyTorch padding, dilation and
+//! `ceil_mode` semantics.
+
+use core::ops::Range;
+
+use crate::graph::{Pool2d, PoolKind};
+
+/// Output length of one pooled axis, for the verifier, by the ONNX / PyTorch rule:
+/// `floor_or_ceil((input + pads - dilation * (kernel - 1) - 1) / stride) + 1`, where with
+/// `ceil_mode` a last window that would start in the end padding is dropped. `None` when
+/// the window does not fit in the padded input, when `kernel`, `stride` or `dilation` is
+/// zero, or on overflow.
+pub fn pool_output_len(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+    pad_begin: usize,
+    pad_end: usize,
+    ceil_mode: bool,
+) -> Option<usize> {
+    if kernel == 0 || stride == 0 || dilation == 0 {
+        return None;
+    }
+    let padded = input.checked_add(pad_begin)?.checked_add(pad_end)?;
+    let window = dilation.checked_mul(kernel - 1)?.checked_add(1)?;
+    let span = padded.checked_sub(window)?;
+    let steps = if ceil_mode {
+        span.div_ceil(stride)
+    } else {
+        span / stride
+    };
+    let mut out = steps + 1;
+    if ceil_mode && steps.checked_mul(stride)? >= input + pad_begin {
+        out -= 1;
+    }
+    Some(out)
+}
+
+/// Pools `x` (`x_shape` = `[N, C, H, W]`) into `y` (`y_shape` = `[N, C, OH, OW]`, as given
+/// by `pool_output_len`). Max ignores padded cells; a window with no real cell (possible
+/// when wide padding or a large dilation makes every tap miss the input) yields
+/// `f32::MIN`, as onnxruntime does.
+/// Average divides by the real cells, or with `count_include_pad` by the cells inside the
+/// padded input (cells past the end padding, reached through `ceil_mode`, never count);
+/// a window with nothing to divide by yields 0.
+pub fn pool2d(p: &Pool2d, x: &[f32], x_shape: [usize; 4], y: &mut [f32], y_shape: [usize; 4]) {
+    let [n, c, h, w] = x_shape;
+    let [_, _, oh, ow] = y_shape;
+    let rows = Axis {
+        kernel: p.kernel[0],
+        stride: p.stride[0],
+        dilation: p.dilation[0],
+        pad_begin: p.pads[0],
+        len: h,
+        pad_end: p.pads[2],
+    };
+    let cols = Axis {
+        kernel: p.kernel[1],
+        stride: p.stride[1],
+        dilation: p.dilation[1],
+        pad_begin: p.pads[1],
+        len: w,
+        pad_end: p.pads[3],
+    };
+    for plane in 0..n * c {
+        let xp = &x[plane * h * w..(plane + 1) * h * w];
+        let yp = &mut y[plane * oh * ow..(plane + 1) * oh * ow];
+        for oy in 0..oh {
+            let (row_taps, rows_padded) = rows.taps(oy);
+            for ox in 0..ow {
+                let (col_taps, cols_padded) = cols.taps(ox);
+                let cells = row_taps.clone().flat_map(|ky| {
+                    let iy = rows.input_index(oy, ky);
+                    col_taps
+                        .clone()
+                        .map(move |kx| xp[iy * w + cols.input_index(ox, kx)])
+                });
+                yp[oy * ow + ox] = match p.kind {
+                    PoolKind::Max => cells.fold(f32::MIN, f32::max),
+                    PoolKind::Average => {
+                        let count = if p.count_include_pad {
+                            rows_padded * cols_padded
+                        } else {
+                            row_taps.len() * col_taps.len()
+                        };
+                        if count == 0 {
+                            0.0
+                        } else {
+                            cells.sum::<f32>() / count as f32
+                        }
+                    }
+                };
+            }
+        }
+    }
+}
+
+/// Averages every `H x W` plane of `x` (`[N, C, H, W]`) into `y` (`[N, C, 1, 1]`); an empty
+/// plane yields 0.
+pub fn global_average_pool(x: &[f32], x_shape: [usize; 4], y: &mut [f32]) {
+    let [n, c, h, w] = x_shape;
+    let area = h * w;
+    for (plane, out) in y.iter_mut().enumerate().take(n * c) {
+        let sum: f32 = x[plane * area..(plane + 1) * area].iter().sum();
+        *out = if area == 0 { 0.0 } else { sum / area as f32 };
+    }
+}
+
+/// Geometry of one pooled axis. Positions are counted in the padded input, so the window of
+/// output `o` starts at `o * stride` and real cells are `pad_begin..pad_begin + len`.
+#[derive(Clone, Copy)]
+struct Axis {
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+    pad_begin: usize,
+    len: usize,
+    pad_end: usize,
+}
+
+impl Axis {
+    /// Kernel taps of output `o`: the (contiguous) range of taps on real input, and how many
+    /// taps lie inside the padded input.
+    fn taps(&self, o: usize) -> (Range<usize>, usize) {
+        let start = o * self.stride;
+        let first_real = self.taps_before(start, self.pad_begin);
+        let end_real = self.taps_before(start, self.pad_begin + self.len);
+        let padded = self.taps_before(start, self.pad_begin + self.len + self.pad_end);
+        (first_real..end_real, padded)
+    }
+
+    /// Number of taps `k < kernel` of a window starting at `start` with
+    /// `start + k * dilation < limit`.
+    fn taps_before(&self, start: usize, limit: usize) -> usize {
+        if start >= limit {
+            0
+        } else {
+            (limit - start).div_ceil(self.dilation).min(self.kernel)
+        }
+    }
+
+    /// Input index under tap `k` of output `o`; `k` must be one of the real taps.
+    fn input_index(&self, o: usize, k: usize) -> usize {
+        o * self.stride + k * self.dilation - self.pad_begin
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    fn pool(kind: PoolKind, count_include_pad: bool) -> Pool2d {
+        Pool2d {
+            kind,
+            kernel: [2, 2],
+            stride: [1, 1],
+            dilation: [1, 1],
+            pads: [0; 4],
+            ceil_mode: false,
+            count_include_pad,
+        }
+    }
+
+    /// Runs `p` over one `h x w` plane, computing the output size with `pool_output_len`.
+    fn run(p: &Pool2d, x: &[f32], h: usize, w: usize) -> (usize, usize, Vec<f32>) {
+        let oh = pool_output_len(
+            h,
+            p.kernel[0],
+            p.stride[0],
+            p.dilation[0],
+            p.pads[0],
+            p.pads[2],
+            p.ceil_mode,
+        )
+        .unwrap();
+        let ow = pool_output_len(
+            w,
+            p.kernel[1],
+            p.stride[1],
+            p.dilation[1],
+            p.pads[1],
+            p.pads[3],
+            p.ceil_mode,
+        )
+        .unwrap();
+        let mut y = vec![f32::NAN; oh * ow];
+        pool2d(p, x, [1, 1, h, w], &mut y, [1, 1, oh, ow]);
+        (oh, ow, y)
+    }
+
+    fn close(got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
+        for (g, w) in got.iter().zip(want) {
+            assert!(
+                (g - w).abs() <= 1e-6 * w.abs().max(1.0),
+                "{got:?} vs {want:?}"
+            );
+        }
+    }
+
+    const X4: [f32; 16] = [
+        -1.0, -3.0, -2.0, -4.0, //
+        -5.0, 4.0, -1.0, -2.0, //
+        3.0, -4.0, -6.0, 5.0, //
+        -7.0, 6.0, -8.0, -9.0,
+    ];
+
+    /// 2x2 windows, stride 2, pads top 1 and right 1, ceil mode, over `X4`. Rows: the padded
+    /// input has 5 rows, so ceil gives 3 outputs whose windows start at padded rows 0, 2, 4,
+    /// i.e. real rows {0}, {1, 2}, {3} (padded row 5 is past the input). Columns: ceil gives
+    /// 3 but the third window would start at column 4, in the end padding, so 2 remain:
+    /// real columns {0, 1}, {2, 3}.
+    fn asymmetric_ceil(kind: PoolKind, count_include_pad: bool) -> Pool2d {
+        Pool2d {
+            stride: [2, 2],
+            pads: [1, 0, 0, 1],
+            ceil_mode: true,
+            ..pool(kind, count_include_pad)
+        }
+    }
+
+    #[test]
+    fn output_len_rule() {
+        assert_eq!(pool_output_len(224, 3, 2, 1, 1, 1, false), Some(112));
+        assert_eq!(pool_output_len(4, 2, 2, 1, 1, 0, false), Some(2));
+        assert_eq!(pool_output_len(4, 2, 2, 1, 1, 0, true), Some(3));
+        // Ceil would add a window starting in the end padding: dropped.
+        assert_eq!(pool_output_len(4, 2, 2, 1, 0, 1, true), Some(2));
+        assert_eq!(pool_output_len(5, 2, 2, 1, 0, 0, false), Some(2));
+        assert_eq!(pool_output_len(5, 2, 2, 1, 0, 0, true), Some(3));
+        assert_eq!(pool_output_len(4, 3, 2, 1, 1, 1, true), Some(3));
+        assert_eq!(pool_output_len(7, 3, 2, 2, 1, 1, false), Some(3));
+        assert_eq!(pool_output_len(5, 2, 1, 2, 0, 0, false), Some(3));
+        assert_eq!(pool_output_len(3, 3, 1, 1, 0, 0, true), Some(1));
+    }
+
+    #[test]
+    fn output_len_rejects() {
+        assert_eq!(pool_output_len(2, 3, 1, 1, 0, 0, false), None);
+        assert_eq!(pool_output_len(4, 2, 1, 4, 0, 0, false), None);
+        assert_eq!(pool_output_len(4, 2, 0, 1, 0, 0, false), None);
+        assert_eq!(pool_output_len(4, 0, 1, 1, 0, 0, false), None);
+        assert_eq!(pool_output_len(4, 2, 1, 0, 0, 0, false), None);
+        assert_eq!(pool_output_len(usize::MAX, 1, 1, 1, 1, 0, false), None);
+        assert_eq!(pool_output_len(4, usize::MAX, 1, 2, 0, 0, false), None);
+    }
+
+    #[test]
+    fn max_asymmetric_pads_ceil_mode() {
+        let (oh, ow, y) = run(&asymmetric_ceil(PoolKind::Max, false), &X4, 4, 4);
+        assert_eq!((oh, ow), (3, 2));
+        // Padding never wins: the all-negative windows keep their negative maximum.
+        assert_eq!(y, [-1.0, -2.0, 4.0, 5.0, 6.0, -8.0]);
+    }
+
+    #[test]
+    fn average_asymmetric_pads_ceil_mode_excluding_pad() {
+        let (_, _, y) = run(&asymmetric_ceil(PoolKind::Average, false), &X4, 4, 4);
+        // (-1-3)/2, (-2-4)/2, (-5+4+3-4)/4, (-1-2-6+5)/4, (-7+6)/2, (-8-9)/2.
+        assert_eq!(y, [-2.0, -3.0, -0.5, -1.0, -0.5, -8.5]);
+    }
+
+    #[test]
+    fn average_asymmetric_pads_ceil_mode_including_pad() {
+        let (_, _, y) = run(&asymmetric_ceil(PoolKind::Average, true), &X4, 4, 4);
+        // The top row of windows includes the padded row 0: divide by 4. The bottom row
+        // reaches past the padded input (padded row 5): only one row counts, divide by 2.
+        assert_eq!(y, [-1.0, -1.5, -0.5, -1.0, -0.5, -8.5]);
+    }
+
+    /// 1..=16 row-major, 3x3 windows, stride 2, pads 1 all round, ceil mode: 3x3 outputs.
+    /// Per axis the windows start at padded 0, 2, 4; real taps {0, 1}, {1, 2, 3}, {3};
+    /// taps inside the padded input 3, 3, 2 (padded 6 is past the end padding).
+    fn symmetric_ceil(kind: PoolKind, count_include_pad: bool) -> (usize, usize, Vec<f32>) {
+        let x: Vec<f32> = (1..=16).map(|v| v as f32).collect();
+        let p = Pool2d {
+            kernel: [3, 3],
+            stride: [2, 2],
+            pads: [1, 1, 1, 1],
+            ceil_mode: true,
+            ..pool(kind, count_include_pad)
+        };
+        run(&p, &x, 4, 4)
+    }
+
+    #[test]
+    fn max_symmetric_pads_ceil_mode() {
+        let (oh, ow, y) = symmetric_ceil(PoolKind::Max, false);
+        assert_eq!((oh, ow), (3, 3));
+        assert_eq!(y, [6.0, 8.0, 8.0, 14.0, 16.0, 16.0, 14.0, 16.0, 16.0]);
+    }
+
+    #[test]
+    fn average_symmetric_pads_ceil_mode() {
+        // Window sums: 14, 30, 12 / 57, 99, 36 / 27, 45, 16.
+        let (_, _, y) = symmetric_ceil(PoolKind::Average, false);
+        // Real cells: 4, 6, 2 / 6, 9, 3 / 2, 3, 1.
+        close(&y, &[3.5, 5.0, 6.0, 9.5, 11.0, 12.0, 13.5, 15.0, 16.0]);
+        let (_, _, y) = symmetric_ceil(PoolKind::Average, true);
+        // Cells inside the padded input: 9, 9, 6 / 9, 9, 6 / 6, 6, 4.
+        close(
+            &y,
+            &[
+                14.0 / 9.0,
+                30.0 / 9.0,
+                2.0,
+                57.0 / 9.0,
+                11.0,
+                6.0,
+                4.5,
+                7.5,
+                4.0,
+            ],
+        );
+    }
+
+    #[test]
+    fn dilation_stride_and_padding() {
+        // One row of 7, kernel 1x3, dilation 2, stride 2, pads left 1 right 1: windows
+        // start at padded 0, 2, 4 with taps 2 apart, i.e. input indices {-1, 1, 3},
+        // {1, 3, 5}, {3, 5, 7}, where -1 and 7 are padding.
+        let x = [4.0, -1.0, 7.0, -2.0, -3.0, -5.0, 0.0];
+        let p = Pool2d {
+            kernel: [1, 3],
+            stride: [1, 2],
+            dilation: [1, 2],
+            pads: [0, 1, 0, 1],
+            ..pool(PoolKind::Max, false)
+        };
+        let (oh, ow, y) = run(&p, &x, 1, 7);
+        assert_eq!((oh, ow), (1, 3));
+        assert_eq!(y, [-1.0, -1.0, -2.0]);
+
+        let avg = Pool2d {
+            kind: PoolKind::Average,
+            ..p
+        };
+        let (_, _, y) = run(&avg, &x, 1, 7);
+        close(&y, &[-1.5, -8.0 / 3.0, -3.5]);
+        let avg_pad = Pool2d {
+            count_include_pad: true,
+            ..avg
+        };
+        let (_, _, y) = run(&avg_pad, &x, 1, 7);
+        close(&y, &[-1.0, -8.0 / 3.0, -7.0 / 3.0]);
+    }
+
+    #[test]
+    fn dilation_2d() {
+        // 5x5 with x[r][c] = 5r + c, kernel 2x2, dilation 2: taps (i, j), (i, j + 2),
+        // (i + 2, j), (i + 2, j + 2).
+        let x: Vec<f32> = (0..25).map(|v| v as f32).collect();
+        let p = Pool2d {
+            dilation: [2, 2],
+            ..pool(PoolKind::Average, false)
+        };
+        let (oh, ow, y) = run(&p, &x, 5, 5);
+        assert_eq!((oh, ow), (3, 3));
+        // Mean of 5i+j, 5i+j+2, 5i+j+10, 5i+j+12 is 5i+j+6.
+        assert_eq!(y, [6.0, 7.0, 8.0, 11.0, 12.0, 13.0, 16.0, 17.0, 18.0]);
+    }
+
+    #[test]
+    fn stride_without_padding_over_planes() {
+        // [1, 2, 2, 4] with 2x2 windows and stride 2: two outputs per plane.
+        let x = [
+            1.0, 5.0, -1.0, 0.0, //
+            3.0, 2.0, -2.0, -3.0, //
+            -1.0, -4.0, 8.0, 2.0, //
+            -2.0, -3.0, 4.0, 6.0,
+        ];
+        let p = Pool2d {
+            stride: [2, 2],
+            ..pool(PoolKind::Max, false)
+        };
+        let mut y = [f32::NAN; 4];
+        pool2d(&p, &x, [1, 2, 2, 4], &mut y, [1, 2, 1, 2]);
+        assert_eq!(y, [5.0, 0.0, -1.0, 8.0]);
+
+        let avg = Pool2d {
+            kind: PoolKind::Average,
+            ..p
+        };
+        pool2d(&avg, &x, [1, 2, 2, 4], &mut y, [1, 2, 1, 2]);
+        assert_eq!(y, [2.75, -1.5, -2.5, 5.0]);
+    }
+
+    #[test]
+    fn window_without_real_cells() {
+        // One input cell, kernel 2 with dilation 3, pads 2 left and 1 right: the window
+        // taps padded 0 and 3 (the end padding), while the input sits at padded 2.
+        let p = Pool2d {
+            kernel: [1, 2],
+            dilation: [1, 3],
+            pads: [0, 2, 0, 1],
+            ..pool(PoolKind::Max, false)
+        };
+        let (_, ow, y) = run(&p, &[5.0], 1, 1);
+        assert_eq!(ow, 1);
+        assert_eq!(y, [f32::MIN]);
+        let avg = Pool2d {
+            kind: PoolKind::Average,
+            ..p
+        };
+        assert_eq!(run(&avg, &[5.0], 1, 1).2, [0.0]);
+        let avg_pad = Pool2d {
+            count_include_pad: true,
+            ..avg
+        };
+        assert_eq!(run(&avg_pad, &[5.0], 1, 1).2, [0.0]);
+    }
+
+    #[test]
+    fn global_average() {
+        // [2, 2, 1, 2]: planes [1, 2], [3, 5], [-1, -2], [0, 7].
+        let x = [1.0, 2.0, 3.0, 5.0, -1.0, -2.0, 0.0, 7.0];
+        let mut y = [f32::NAN; 4];
+        global_average_pool(&x, [2, 2, 1, 2], &mut y);
+        assert_eq!(y, [1.5, 4.0, -1.5, 3.5]);
+
+        let mut y = [f32::NAN; 2];
+        global_average_pool(&[], [1, 2, 0, 3], &mut y);
+        assert_eq!(y, [0.0, 0.0]);
+    }
+}

@@ -1,0 +1,134 @@
+//! The weight x activation product behind Conv2d and Linear, for every sparsity layout and
+//! storage. One signature here; implementations sit side by side (`scalar` today).
+
+mod scalar;
+
+use core::ops::Range;
+
+use crate::graph::Activation;
+use crate::weights::WeightMatrix;
+
+/// `y = act(W[rows] x + bias[rows])` for a slice of the matrix's rows.
+///
+/// `x` is `[w.cols, n]` row-major and `y` is `[rows.len(), n]` row-major:
+/// `y[(r - rows.start) * n + j] = act(bias[r] + sum_k W[r, k] * x[k * n + j])`. The bias is
+/// indexed by absolute row, so callers can split the rows (per convolution group, per
+/// thread) without slicing it. Never allocates.
+///
+/// Panics if `rows` is not inside the matrix or a slice is too short.
+pub fn weight_matmul(
+    w: &WeightMatrix,
+    rows: Range<usize>,
+    x: &[f32],
+    n: usize,
+    bias: Option<&[f32]>,
+    act: Activation,
+    y: &mut [f32],
+) {
+    scalar::weight_matmul(w, rows, x, n, bias, act, y);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::encode::tests::{all_encodings, sparse_matrix};
+    use crate::format::encode::{decode_dense, encode};
+    use crate::graph::{LayoutKind, Storage};
+    use crate::ops::activation::apply_one;
+    use alloc::vec;
+    use alloc::vec::Vec;
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn two_by_three_by_hand() {
+        // W = [1 2 0; 0 -1 1], x = [1 2; 3 -4; 5 6], bias = [0.5, -3].
+        // W x + b = [7.5 -5.5; -1 7], Relu -> [7.5 0; 0 7].
+        let w = [1.0, 2.0, 0.0, 0.0, -1.0, 1.0];
+        let x = [1.0, 2.0, 3.0, -4.0, 5.0, 6.0];
+        let bias = [0.5, -3.0];
+        let e = encode(&w, 2, 3, LayoutKind::Csr, Storage::F32).unwrap();
+        let mut y = [f32::NAN; 4];
+        weight_matmul(
+            &e.view(),
+            0..2,
+            &x,
+            2,
+            Some(&bias),
+            Activation::Relu,
+            &mut y,
+        );
+        assert_eq!(y, [7.5, 0.0, 0.0, 7.0]);
+        let mut y = [f32::NAN; 2];
+        weight_matmul(&e.view(), 1..2, &x, 2, None, Activation::None, &mut y);
+        assert_eq!(y, [2.0, 10.0]);
+    }
+
+    /// `act(bias[r] + sum_k w[r, k] x[k, j])` for every row, straight from the definition.
+    fn reference(
+        w: &[f32],
+        rows: usize,
+        cols: usize,
+        x: &[f32],
+        n: usize,
+        bias: &[f32],
+    ) -> Vec<f32> {
+        let act = Activation::LeakyRelu { alpha: 0.1 };
+        let mut y = vec![0.0; rows * n];
+        for r in 0..rows {
+            for j in 0..n {
+                let sum: f32 = (0..cols).map(|k| w[r * cols + k] * x[k * n + j]).sum();
+                y[r * n + j] = apply_one(act, bias[r] + sum);
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn every_layout_and_storage_matches_the_definition() {
+        let mut rng = SmallRng::seed_from_u64(11);
+        let act = Activation::LeakyRelu { alpha: 0.1 };
+        for (rows, cols, n) in [(7, 10, 3), (9, 6, 1), (4, 8, 5), (1, 3, 2)] {
+            let dense = sparse_matrix(&mut rng, rows, cols);
+            let x: Vec<f32> = (0..cols * n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let bias: Vec<f32> = (0..rows).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            for (layout, storage, e) in all_encodings(&dense, rows, cols) {
+                let w = e.view();
+                let expected = reference(&decode_dense(&w), rows, cols, &x, n, &bias);
+                for range in [
+                    0..rows,
+                    1..rows,
+                    0..rows / 2,
+                    rows / 2..rows,
+                    rows - 1..rows,
+                ] {
+                    let mut y = vec![f32::NAN; range.len() * n];
+                    weight_matmul(&w, range.clone(), &x, n, Some(&bias), act, &mut y);
+                    let want = &expected[range.start * n..range.end * n];
+                    for (i, (a, b)) in y.iter().zip(want).enumerate() {
+                        assert!(
+                            (a - b).abs() <= 1e-5,
+                            "{layout:?} {storage:?} {rows}x{cols} n={n} rows {range:?} [{i}]: {a} vs {b}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn empty_row_range_writes_nothing() {
+        let e = encode(&[1.0, 2.0], 1, 2, LayoutKind::Dense, Storage::F32).unwrap();
+        let mut y = [5.0];
+        weight_matmul(
+            &e.view(),
+            1..1,
+            &[1.0, 1.0],
+            1,
+            None,
+            Activation::None,
+            &mut y,
+        );
+        assert_eq!(y, [5.0]);
+    }
+}

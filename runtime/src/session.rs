@@ -1,0 +1,313 @@
+//! A session runs a model: the plan and the arena are made once in `new`, then `run`
+//! executes the nodes in order without allocating.
+
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::ops::Range;
+
+use crate::error::RunError;
+use crate::graph::{Node, Op};
+use crate::model::Model;
+use crate::ops::{activation, binary, concat, conv, linear, matmul, pad, pool, softmax, transpose};
+use crate::plan::{plan, Plan};
+
+enum ModelRef<'m> {
+    Borrowed(&'m Model<'m>),
+    Shared(Arc<Model<'static>>),
+}
+
+/// An executable instance of a model with its own activation arena. Several sessions may
+/// share one model (each on its own thread).
+pub struct Session<'m> {
+    model: ModelRef<'m>,
+    plan: Plan,
+    arena: Vec<f32>,
+}
+
+/// Time one node took, reported by [`Session::run_profiled`].
+#[cfg(feature = "std")]
+#[derive(Clone, Copy, Debug)]
+pub struct NodeTiming<'a> {
+    /// Position in execution order.
+    pub index: usize,
+    /// Node name from the source model.
+    pub name: &'a str,
+    /// Op name, e.g. "Conv2d".
+    pub op: &'static str,
+    /// Wall time of the node.
+    pub elapsed: std::time::Duration,
+}
+
+impl<'m> Session<'m> {
+    /// Plans memory for `model` and allocates the arena.
+    pub fn new(model: &'m Model<'m>) -> Result<Session<'m>, RunError> {
+        Self::with(ModelRef::Borrowed(model))
+    }
+
+    /// A session that keeps a shared owned model alive (for bindings and threads).
+    pub fn shared(model: Arc<Model<'static>>) -> Result<Session<'static>, RunError> {
+        Session::with(ModelRef::Shared(model))
+    }
+
+    fn with(model: ModelRef<'m>) -> Result<Session<'m>, RunError> {
+        let graph = match &model {
+            ModelRef::Borrowed(m) => m.graph(),
+            ModelRef::Shared(m) => m.graph(),
+        };
+        let plan = plan(graph)?;
+        let arena = vec![0.0; plan.arena_len];
+        Ok(Session { model, plan, arena })
+    }
+
+    /// The model this session runs.
+    pub fn model(&self) -> &Model<'m> {
+        match &self.model {
+            ModelRef::Borrowed(m) => m,
+            ModelRef::Shared(m) => m,
+        }
+    }
+
+    /// Bytes of activation memory the session holds.
+    pub fn arena_bytes(&self) -> usize {
+        self.arena.len() * 4
+    }
+
+    /// Index of the graph input called `name`.
+    pub fn input_index(&self, name: &str) -> Result<usize, RunError> {
+        self.find(&self.model().graph().inputs, name, "input")
+    }
+
+    /// Index of the graph output called `name`.
+    pub fn output_index(&self, name: &str) -> Result<usize, RunError> {
+        self.find(&self.model().graph().outputs, name, "output")
+    }
+
+    fn find(&self, list: &[usize], name: &str, kind: &'static str) -> Result<usize, RunError> {
+        let tensors = &self.model().graph().tensors;
+        list.iter()
+            .position(|&t| tensors[t].name == name)
+            .ok_or_else(|| RunError::UnknownName {
+                kind,
+                name: name.into(),
+            })
+    }
+
+    fn range(&self, list: &[usize], index: usize, kind: &'static str) -> Result<Range<usize>, RunError> {
+        let tensor = *list.get(index).ok_or(RunError::IndexOutOfRange {
+            kind,
+            index,
+            count: list.len(),
+        })?;
+        Ok(self.plan.tensors[tensor].clone().unwrap_or(0..0))
+    }
+
+    /// The arena slice of input `index`, to be filled before `run`.
+    pub fn input_mut(&mut self, index: usize) -> Result<&mut [f32], RunError> {
+        let range = self.range(&self.model().graph().inputs, index, "input")?;
+        Ok(&mut self.arena[range])
+    }
+
+    /// Copies `data` into input `index`.
+    pub fn set_input(&mut self, index: usize, data: &[f32]) -> Result<(), RunError> {
+        let slot = self.input_mut(index)?;
+        if slot.len() != data.len() {
+            let expected = slot.len();
+            let graph = self.model().graph();
+            let name = graph.tensors[graph.inputs[index]].name.clone();
+            return Err(RunError::InputLength {
+                name,
+                expected,
+                got: data.len(),
+            });
+        }
+        slot.copy_from_slice(data);
+        Ok(())
+    }
+
+    /// The values of output `index` after `run`.
+    pub fn output(&self, index: usize) -> Result<&[f32], RunError> {
+        let range = self.range(&self.model().graph().outputs, index, "output")?;
+        Ok(&self.arena[range])
+    }
+
+    /// Runs every node once. Allocates nothing.
+    pub fn run(&mut self) {
+        for step in 0..self.plan.scratch.len() {
+            self.run_node(step);
+        }
+    }
+
+    /// Runs every node once and reports each node's wall time to `on_node`.
+    #[cfg(feature = "std")]
+    pub fn run_profiled(&mut self, mut on_node: impl FnMut(NodeTiming<'_>)) {
+        for step in 0..self.plan.scratch.len() {
+            let start = std::time::Instant::now();
+            self.run_node(step);
+            let elapsed = start.elapsed();
+            let node = &self.model().graph().nodes[step];
+            on_node(NodeTiming {
+                index: step,
+                name: &node.name,
+                op: node.op.name(),
+                elapsed,
+            });
+        }
+    }
+
+    fn run_node(&mut self, step: usize) {
+        let model: &Model<'_> = match &self.model {
+            ModelRef::Borrowed(m) => m,
+            ModelRef::Shared(m) => m,
+        };
+        let graph = model.graph();
+        let node = &graph.nodes[step];
+        let out = node.outputs[0];
+        let out_range = self.plan.tensors[out].clone().unwrap_or(0..0);
+        let scratch_range = match self.plan.scratch[step].clone() {
+            r if r.is_empty() => out_range.end..out_range.end,
+            r => r,
+        };
+        let (frozen, y, scratch) = carve(&mut self.arena, out_range, scratch_range);
+        let operands = Operands {
+            model,
+            node,
+            plan: &self.plan,
+            frozen,
+        };
+        execute(&operands, y, scratch);
+    }
+}
+
+/// Reads a node's inputs: from the arena for activations, from the file for constants.
+struct Operands<'a> {
+    model: &'a Model<'a>,
+    node: &'a Node,
+    plan: &'a Plan,
+    frozen: Frozen<'a>,
+}
+
+impl<'a> Operands<'a> {
+    fn shape(&self, slot: usize) -> &'a [usize] {
+        &self.model.graph().tensors[self.node.inputs[slot]].shape
+    }
+
+    fn shape4(&self, slot: usize) -> [usize; 4] {
+        <[usize; 4]>::try_from(self.shape(slot)).expect("verified: rank 4")
+    }
+
+    fn data(&self, slot: usize) -> &'a [f32] {
+        let t = self.node.inputs[slot];
+        match &self.plan.tensors[t] {
+            Some(range) => self.frozen.get(range.clone()),
+            None => self.model.constant_f32(t).expect("verified: dense f32 constant"),
+        }
+    }
+
+    fn optional(&self, slot: usize) -> Option<&'a [f32]> {
+        (slot < self.node.inputs.len()).then(|| self.data(slot))
+    }
+
+    fn out_shape(&self) -> &'a [usize] {
+        &self.model.graph().tensors[self.node.outputs[0]].shape
+    }
+
+    fn shape4_out(&self) -> [usize; 4] {
+        <[usize; 4]>::try_from(self.out_shape()).expect("verified: rank 4")
+    }
+}
+
+/// Runs one node, writing its output into `y`.
+fn execute(o: &Operands<'_>, y: &mut [f32], scratch: &mut [f32]) {
+    let node = o.node;
+    let act = node.activation;
+    let weight = || o.model.weight(node.inputs[1]).expect("verified: weight constant");
+    match &node.op {
+        Op::Conv2d(attrs) => {
+            let w_shape = o.shape4(1);
+            conv::conv2d(
+                attrs,
+                o.data(0),
+                o.shape4(0),
+                &weight(),
+                [w_shape[2], w_shape[3]],
+                o.optional(2),
+                act,
+                scratch,
+                y,
+                o.shape4_out(),
+            );
+            return;
+        }
+        Op::Linear => {
+            let w = weight();
+            let batch = y.len() / w.rows;
+            linear::linear(o.data(0), batch, &w, o.optional(2), act, y);
+            return;
+        }
+        Op::MatMul => matmul::matmul(o.data(0), o.shape(0), o.data(1), o.shape(1), y, o.out_shape()),
+        Op::Pool2d(p) => pool::pool2d(p, o.data(0), o.shape4(0), y, o.shape4_out()),
+        Op::GlobalAveragePool => pool::global_average_pool(o.data(0), o.shape4(0), y),
+        Op::Binary(kind) => binary::binary(
+            *kind,
+            o.data(0),
+            o.shape(0),
+            o.data(1),
+            o.shape(1),
+            y,
+            o.out_shape(),
+        ),
+        Op::Concat { axis } => {
+            let mut offset = 0;
+            for slot in 0..node.inputs.len() {
+                let shape = o.shape(slot);
+                concat::concat_part(o.data(slot), shape, *axis, offset, y, o.out_shape());
+                offset += shape[*axis];
+            }
+        }
+        Op::Reshape | Op::Unary => y.copy_from_slice(o.data(0)),
+        Op::Transpose { perm } => transpose::transpose(o.data(0), o.shape(0), perm, y),
+        Op::Pad(p) => pad::pad(p, o.data(0), o.shape(0), y, o.out_shape()),
+        Op::Softmax { axis } => softmax::softmax(o.data(0), o.shape(0), *axis, y),
+    }
+    activation::apply(act, y);
+}
+
+/// The arena outside a node's output and scratch ranges, readable while those two are
+/// written. Inputs never overlap the output or scratch (the plan keeps live buffers apart),
+/// so every input lies inside one of the three pieces.
+struct Frozen<'a> {
+    pieces: [(usize, &'a [f32]); 3],
+}
+
+impl<'a> Frozen<'a> {
+    fn get(&self, range: Range<usize>) -> &'a [f32] {
+        self.pieces
+            .iter()
+            .find(|(start, piece)| *start <= range.start && range.end <= start + piece.len())
+            .map(|(start, piece)| &piece[range.start - start..range.end - start])
+            .expect("planned: inputs do not overlap the output or scratch")
+    }
+}
+
+/// Splits the arena into two disjoint writable ranges and the readable rest.
+fn carve(
+    arena: &mut [f32],
+    a: Range<usize>,
+    b: Range<usize>,
+) -> (Frozen<'_>, &mut [f32], &mut [f32]) {
+    let swapped = b.start < a.start;
+    let (first, second) = if swapped { (b, a) } else { (a, b) };
+    let (head, rest) = arena.split_at_mut(first.start);
+    let (one, rest) = rest.split_at_mut(first.len());
+    let (middle, rest) = rest.split_at_mut(second.start - first.end);
+    let (two, tail) = rest.split_at_mut(second.len());
+    let frozen = Frozen {
+        pieces: [(0, &*head), (first.end, &*middle), (second.end, &*tail)],
+    };
+    if swapped {
+        (frozen, two, one)
+    } else {
+        (frozen, one, two)
+    }
+}
