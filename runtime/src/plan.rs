@@ -66,7 +66,7 @@ pub fn plan(graph: &Graph) -> Result<Plan, RunError> {
         }
     }
     for step in 0..steps {
-        let len = scratch_len(graph, step);
+        let len = scratch_len(graph, step).ok_or(RunError::ArenaTooLarge)?;
         if len > 0 {
             buffers.push(Buffer {
                 len,
@@ -99,8 +99,8 @@ enum Owner {
     Scratch(usize),
 }
 
-/// Scratch f32s node `step` needs while it runs.
-fn scratch_len(graph: &Graph, step: usize) -> usize {
+/// Scratch f32s node `step` needs while it runs; `None` on overflow.
+fn scratch_len(graph: &Graph, step: usize) -> Option<usize> {
     let node = &graph.nodes[step];
     match &node.op {
         Op::Conv2d(attrs) => {
@@ -114,7 +114,7 @@ fn scratch_len(graph: &Graph, step: usize) -> usize {
                 as4(shape(node.outputs[0])),
             )
         }
-        _ => 0,
+        _ => Some(0),
     }
 }
 
@@ -166,9 +166,21 @@ mod tests {
     fn overlapping_lifetimes_get_disjoint_memory_and_others_share() {
         // a: 0..=1, b: 1..=2, c: 2..=3 -- a and c may share, b overlaps both.
         let buffers = [
-            Buffer { len: 100, first: 0, last: 1 },
-            Buffer { len: 50, first: 1, last: 2 },
-            Buffer { len: 100, first: 2, last: 3 },
+            Buffer {
+                len: 100,
+                first: 0,
+                last: 1,
+            },
+            Buffer {
+                len: 50,
+                first: 1,
+                last: 2,
+            },
+            Buffer {
+                len: 100,
+                first: 2,
+                last: 3,
+            },
         ];
         let offsets = place(&buffers).unwrap();
         let range = |i: usize| offsets[i]..offsets[i] + buffers[i].len;

@@ -93,7 +93,12 @@ impl<'m> Session<'m> {
             })
     }
 
-    fn range(&self, list: &[usize], index: usize, kind: &'static str) -> Result<Range<usize>, RunError> {
+    fn range(
+        &self,
+        list: &[usize],
+        index: usize,
+        kind: &'static str,
+    ) -> Result<Range<usize>, RunError> {
         let tensor = *list.get(index).ok_or(RunError::IndexOutOfRange {
             kind,
             index,
@@ -200,7 +205,10 @@ impl<'a> Operands<'a> {
         let t = self.node.inputs[slot];
         match &self.plan.tensors[t] {
             Some(range) => self.frozen.get(range.clone()),
-            None => self.model.constant_f32(t).expect("verified: dense f32 constant"),
+            None => self
+                .model
+                .constant_f32(t)
+                .expect("verified: dense f32 constant"),
         }
     }
 
@@ -221,7 +229,11 @@ impl<'a> Operands<'a> {
 fn execute(o: &Operands<'_>, y: &mut [f32], scratch: &mut [f32]) {
     let node = o.node;
     let act = node.activation;
-    let weight = || o.model.weight(node.inputs[1]).expect("verified: weight constant");
+    let weight = || {
+        o.model
+            .weight(node.inputs[1])
+            .expect("verified: weight constant")
+    };
     match &node.op {
         Op::Conv2d(attrs) => {
             let w_shape = o.shape4(1);
@@ -245,7 +257,14 @@ fn execute(o: &Operands<'_>, y: &mut [f32], scratch: &mut [f32]) {
             linear::linear(o.data(0), batch, &w, o.optional(2), act, y);
             return;
         }
-        Op::MatMul => matmul::matmul(o.data(0), o.shape(0), o.data(1), o.shape(1), y, o.out_shape()),
+        Op::MatMul => matmul::matmul(
+            o.data(0),
+            o.shape(0),
+            o.data(1),
+            o.shape(1),
+            y,
+            o.out_shape(),
+        ),
         Op::Pool2d(p) => pool::pool2d(p, o.data(0), o.shape4(0), y, o.shape4_out()),
         Op::GlobalAveragePool => pool::global_average_pool(o.data(0), o.shape4(0), y),
         Op::Binary(kind) => binary::binary(

@@ -200,7 +200,7 @@ pub fn encode(
     Ok(EncodedWeights {
         rows,
         cols,
-        values: store(dense, cols, storage, &picks),
+        values: store(dense, [rows, cols], storage, &picks),
         sparsity,
     })
 }
@@ -285,8 +285,8 @@ fn pick_nm(
     let mut picks = Vec::new();
     let mut indices = Vec::new();
     for r in 0..rows {
+        let row = &dense[r * cols..(r + 1) * cols];
         for (group, start) in (0..cols).step_by(m).enumerate() {
-            let row = &dense[r * cols..(r + 1) * cols];
             let width = m.min(cols - start);
             let in_group = &row[start..start + width];
             let nonzeros = in_group.iter().filter(|&&v| v != 0.0).count();
@@ -317,7 +317,12 @@ fn pick_nm(
     Ok((picks, OwnedSparsity::NM { n, m, indices }))
 }
 
-fn store(dense: &[f32], cols: usize, storage: Storage, picks: &[Option<usize>]) -> OwnedValues {
+fn store(
+    dense: &[f32],
+    [rows, cols]: [usize; 2],
+    storage: Storage,
+    picks: &[Option<usize>],
+) -> OwnedValues {
     match storage {
         Storage::F32 => {
             OwnedValues::F32(picks.iter().map(|p| p.map_or(0.0, |i| dense[i])).collect())
@@ -329,11 +334,9 @@ fn store(dense: &[f32], cols: usize, storage: Storage, picks: &[Option<usize>]) 
                 .collect(),
         ),
         Storage::I8 => {
-            let scales: Vec<f32> = if cols == 0 {
-                Vec::new()
-            } else {
-                dense.chunks(cols).map(row_scale).collect()
-            };
+            let scales: Vec<f32> = (0..rows)
+                .map(|r| row_scale(&dense[r * cols..(r + 1) * cols]))
+                .collect();
             let q = picks
                 .iter()
                 .map(|p| p.map_or(0, |i| quantize(dense[i], scales[i / cols])))
@@ -594,6 +597,14 @@ pub(crate) mod tests {
             OwnedValues::I8 {
                 q: vec![0, 0],
                 scales: vec![1.0],
+            }
+        );
+        let no_columns = encode(&[], 2, 0, LayoutKind::Dense, Storage::I8).unwrap();
+        assert_eq!(
+            no_columns.values,
+            OwnedValues::I8 {
+                q: vec![],
+                scales: vec![1.0, 1.0],
             }
         );
         let e = encode(&[1.0, -2.0], 1, 2, LayoutKind::Dense, Storage::F16).unwrap();

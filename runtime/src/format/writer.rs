@@ -129,7 +129,10 @@ impl ModelWriter {
         encoding: Encoding,
     ) -> Result<usize, WriteError> {
         let rows = shape.first().copied().unwrap_or(1);
-        let cols = shape.iter().skip(1).try_fold(1usize, |a, &d| a.checked_mul(d));
+        let cols = shape
+            .iter()
+            .skip(1)
+            .try_fold(1usize, |a, &d| a.checked_mul(d));
         let encoded = cols
             .ok_or(EncodeError::Shape)
             .and_then(|cols| encode(values, rows, cols, encoding.layout, encoding.storage))
@@ -171,10 +174,7 @@ impl ModelWriter {
         let mut tensors = Vec::with_capacity(self.tensors.len());
         for tensor in &self.tensors {
             let shape = to_u32s(&tensor.shape, || format_what("shape of", &tensor.name))?;
-            let constant = tensor
-                .constant
-                .as_ref()
-                .map(|w| out.constant(&mut fbb, w));
+            let constant = tensor.constant.as_ref().map(|w| out.constant(&mut fbb, w));
             let args = fb::TensorArgs {
                 name: Some(fbb.create_string(&tensor.name)),
                 shape: Some(fbb.create_vector(&shape)),
@@ -264,7 +264,11 @@ impl Output {
             OwnedValues::F16(v) => (fb::Storage::F16, self.blob(bytemuck::cast_slice(v)), 0),
             OwnedValues::I8 { q, scales } => {
                 let values = self.blob(bytemuck::cast_slice(q));
-                (fb::Storage::I8, values, self.blob(bytemuck::cast_slice(scales)))
+                (
+                    fb::Storage::I8,
+                    values,
+                    self.blob(bytemuck::cast_slice(scales)),
+                )
             }
         };
         let (layout_type, layout) = match &w.sparsity {
@@ -277,7 +281,10 @@ impl Output {
                     row_ptr: self.blob(bytemuck::cast_slice(row_ptr)),
                     col_idx: self.blob(bytemuck::cast_slice(col_idx)),
                 };
-                (fb::Layout::Csr, fb::Csr::create(fbb, &args).as_union_value())
+                (
+                    fb::Layout::Csr,
+                    fb::Csr::create(fbb, &args).as_union_value(),
+                )
             }
             OwnedSparsity::Bsr {
                 block,
@@ -290,7 +297,10 @@ impl Output {
                     row_ptr: self.blob(bytemuck::cast_slice(row_ptr)),
                     col_idx: self.blob(bytemuck::cast_slice(col_idx)),
                 };
-                (fb::Layout::Bsr, fb::Bsr::create(fbb, &args).as_union_value())
+                (
+                    fb::Layout::Bsr,
+                    fb::Bsr::create(fbb, &args).as_union_value(),
+                )
             }
             OwnedSparsity::NM { n, m, indices } => {
                 let args = fb::NMArgs {
@@ -360,7 +370,10 @@ fn write_op<'a>(
                 pad_right: u(c.pads[3])?,
                 groups: u(c.groups)?,
             };
-            (fb::Op::Conv2d, fb::Conv2d::create(fbb, &args).as_union_value())
+            (
+                fb::Op::Conv2d,
+                fb::Conv2d::create(fbb, &args).as_union_value(),
+            )
         }
         Op::Linear => (
             fb::Op::Linear,
@@ -389,7 +402,10 @@ fn write_op<'a>(
                 ceil_mode: p.ceil_mode,
                 count_include_pad: p.count_include_pad,
             };
-            (fb::Op::Pool2d, fb::Pool2d::create(fbb, &args).as_union_value())
+            (
+                fb::Op::Pool2d,
+                fb::Pool2d::create(fbb, &args).as_union_value(),
+            )
         }
         Op::GlobalAveragePool => (
             fb::Op::GlobalAveragePool,
@@ -403,11 +419,17 @@ fn write_op<'a>(
                 BinaryKind::Div => fb::BinaryKind::Div,
             };
             let args = fb::BinaryArgs { kind };
-            (fb::Op::Binary, fb::Binary::create(fbb, &args).as_union_value())
+            (
+                fb::Op::Binary,
+                fb::Binary::create(fbb, &args).as_union_value(),
+            )
         }
         Op::Concat { axis } => {
             let args = fb::ConcatArgs { axis: u(*axis)? };
-            (fb::Op::Concat, fb::Concat::create(fbb, &args).as_union_value())
+            (
+                fb::Op::Concat,
+                fb::Concat::create(fbb, &args).as_union_value(),
+            )
         }
         Op::Reshape => (
             fb::Op::Reshape,
@@ -418,7 +440,10 @@ fn write_op<'a>(
             let args = fb::TransposeArgs {
                 perm: Some(fbb.create_vector(&perm)),
             };
-            (fb::Op::Transpose, fb::Transpose::create(fbb, &args).as_union_value())
+            (
+                fb::Op::Transpose,
+                fb::Transpose::create(fbb, &args).as_union_value(),
+            )
         }
         Op::Pad(p) => {
             let begin = to_u32s(&p.begin, &what)?;
@@ -437,7 +462,10 @@ fn write_op<'a>(
         }
         Op::Softmax { axis } => {
             let args = fb::SoftmaxArgs { axis: u(*axis)? };
-            (fb::Op::Softmax, fb::Softmax::create(fbb, &args).as_union_value())
+            (
+                fb::Op::Softmax,
+                fb::Softmax::create(fbb, &args).as_union_value(),
+            )
         }
         Op::Unary => (
             fb::Op::Unary,
@@ -457,9 +485,21 @@ mod tests {
         let a = w.constant("a", &[3], &[1.0, 2.0, 3.0]).unwrap();
         let b = w.constant("b", &[1], &[4.0]).unwrap();
         let y = w.tensor("y", &[1, 3]);
-        w.node("add", Op::Binary(BinaryKind::Add), &[x, a], &[y], Activation::None);
+        w.node(
+            "add",
+            Op::Binary(BinaryKind::Add),
+            &[x, a],
+            &[y],
+            Activation::None,
+        );
         let z = w.tensor("z", &[1, 3]);
-        w.node("mul", Op::Binary(BinaryKind::Mul), &[y, b], &[z], Activation::Relu);
+        w.node(
+            "mul",
+            Op::Binary(BinaryKind::Mul),
+            &[y, b],
+            &[z],
+            Activation::Relu,
+        );
         w.output(z);
         let file = w.finish().unwrap();
         let parts = super::super::footer::split(&file).unwrap();

@@ -32,18 +32,21 @@ fn needs_im2col(attrs: &Conv2d, kernel: [usize; 2]) -> bool {
 }
 
 /// Scratch elements `conv2d` needs: one group's im2col matrix, or 0 when the input is used
-/// in place. Shapes are the verified NCHW input and output.
+/// in place. Shapes are the verified NCHW input and output; `None` on overflow.
 pub fn conv2d_scratch_len(
     attrs: &Conv2d,
     x_shape: [usize; 4],
     kernel: [usize; 2],
     y_shape: [usize; 4],
-) -> usize {
-    if needs_im2col(attrs, kernel) {
-        x_shape[1] / attrs.groups * kernel[0] * kernel[1] * y_shape[2] * y_shape[3]
-    } else {
-        0
+) -> Option<usize> {
+    if !needs_im2col(attrs, kernel) {
+        return Some(0);
     }
+    [kernel[0], kernel[1], y_shape[2], y_shape[3]]
+        .iter()
+        .try_fold(x_shape[1] / attrs.groups.max(1), |acc, &d| {
+            acc.checked_mul(d)
+        })
 }
 
 /// Convolution of `x` (`x_shape = [N, C, H, W]`) with the weight matrix `w`
@@ -73,7 +76,11 @@ pub fn conv2d(
     let group_output_len = group_outputs * spatial;
     debug_assert_eq!(w.rows, out_channels);
     debug_assert_eq!(w.cols, group_channels * kernel[0] * kernel[1]);
-    let columns_len = conv2d_scratch_len(attrs, x_shape, kernel, y_shape);
+    let columns_len = if needs_im2col(attrs, kernel) {
+        w.cols * spatial
+    } else {
+        0
+    };
     let columns = &mut scratch[..columns_len];
 
     for image in 0..batch {
@@ -175,7 +182,8 @@ mod tests {
     ) -> Vec<f32> {
         let cols = weight.len() / y_shape[1];
         let e = encode(weight, y_shape[1], cols, LayoutKind::Dense, Storage::F32).unwrap();
-        let mut scratch = vec![f32::NAN; conv2d_scratch_len(attrs, x_shape, kernel, y_shape)];
+        let mut scratch =
+            vec![f32::NAN; conv2d_scratch_len(attrs, x_shape, kernel, y_shape).unwrap()];
         let mut y = vec![f32::NAN; y_shape.iter().product()];
         conv2d(
             attrs,
@@ -281,19 +289,19 @@ mod tests {
         };
         assert_eq!(
             conv2d_scratch_len(&pointwise, [1, 8, 5, 5], [1, 1], [1, 4, 5, 5]),
-            0
+            Some(0)
         );
         assert_eq!(
             conv2d_scratch_len(&grouped, [1, 8, 5, 5], [1, 1], [1, 4, 5, 5]),
-            0
+            Some(0)
         );
         assert_eq!(
             conv2d_scratch_len(&strided, [1, 8, 5, 5], [1, 1], [1, 4, 3, 3]),
-            8 * 9
+            Some(8 * 9)
         );
         assert_eq!(
             conv2d_scratch_len(&grouped, [1, 8, 5, 5], [3, 3], [1, 4, 3, 3]),
-            4 * 9 * 9
+            Some(4 * 9 * 9)
         );
     }
 
@@ -428,7 +436,7 @@ mod tests {
             let weight = sparse_matrix(&mut rng, c.outputs, cols);
             let bias: Vec<f32> = (0..c.outputs).map(|_| rng.gen_range(-1.0..1.0)).collect();
             let exact = naive_conv(a, &x, x_shape, &weight, c.kernel, &bias, act, y_shape);
-            let scratch_len = conv2d_scratch_len(a, x_shape, c.kernel, y_shape);
+            let scratch_len = conv2d_scratch_len(a, x_shape, c.kernel, y_shape).unwrap();
             for (layout, storage, e) in all_encodings(&weight, c.outputs, cols) {
                 let stored = decode_dense(&e.view());
                 let rounded = naive_conv(a, &x, x_shape, &stored, c.kernel, &bias, act, y_shape);

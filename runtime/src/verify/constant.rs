@@ -21,10 +21,12 @@ pub fn constant(
 ) -> Result<ConstantData, Reason> {
     let (rows, cols) = matrix_dims(shape);
     let blob = |index: u32, what: &str| -> Result<Range<usize>, Reason> {
-        blobs
-            .get(index as usize)
-            .cloned()
-            .ok_or_else(|| format!("{what} refers to blob {index}, but there are {}", blobs.len()))
+        blobs.get(index as usize).cloned().ok_or_else(|| {
+            format!(
+                "{what} refers to blob {index}, but there are {}",
+                blobs.len()
+            )
+        })
     };
     let u32s = |range: &Range<usize>, what: &str, count: usize| -> Result<&[u32], Reason> {
         let got = range.len() / 4;
@@ -60,7 +62,13 @@ pub fn constant(
             let ptr = u32s(&row_ptr, "row_ptr", rows.div_ceil(block[0]) + 1)?;
             let blocks = col_idx.len() / 4;
             let idx = u32s(&col_idx, "col_idx", blocks)?;
-            check_compressed(ptr, idx, cols.div_ceil(block[1]), "block row", "block column")?;
+            check_compressed(
+                ptr,
+                idx,
+                cols.div_ceil(block[1]),
+                "block row",
+                "block column",
+            )?;
             let slots = blocks
                 .checked_mul(block[0])
                 .and_then(|s| s.checked_mul(block[1]))
@@ -78,11 +86,15 @@ pub fn constant(
             if n == 0 || n > m || m > 255 {
                 return Err(format!("N:M pattern {n}:{m} needs 1 <= N <= M <= 255"));
             }
-            if cols % m != 0 {
-                return Err(format!("{cols} columns are not a multiple of M = {m}"));
+            let groups = cols.div_ceil(m);
+            let last_width = cols - (groups - 1) * m;
+            if last_width < n {
+                return Err(format!(
+                    "{cols} columns leave a last group of {last_width}, narrower than N = {n}"
+                ));
             }
             let indices = blob(nm.indices(), "indices")?;
-            let slots = rows * (cols / m) * n;
+            let slots = rows * groups * n;
             if indices.len() != slots {
                 return Err(format!(
                     "N:M indices have {} bytes, expected {slots}",
@@ -90,10 +102,15 @@ pub fn constant(
                 ));
             }
             for (g, group) in bytes[indices.clone()].chunks_exact(n).enumerate() {
+                let width = if g % groups == groups - 1 {
+                    last_width
+                } else {
+                    m
+                };
                 let increasing = group.windows(2).all(|w| w[0] < w[1]);
-                if !increasing || group.iter().any(|&i| i as usize >= m) {
+                if !increasing || group.iter().any(|&i| i as usize >= width) {
                     return Err(format!(
-                        "N:M group {g} has indices {group:?}, not increasing below {m}"
+                        "N:M group {g} has indices {group:?}, not increasing below {width}"
                     ));
                 }
             }

@@ -154,7 +154,10 @@ fn tensor(
         return Err(invalid(at(), "zero-sized dimensions are not supported"));
     }
     if element_count(&shape).is_none_or(|n| n > MAX_ELEMENTS) {
-        return Err(invalid(at(), alloc::format!("shape {shape:?} is too large")));
+        return Err(invalid(
+            at(),
+            alloc::format!("shape {shape:?} is too large"),
+        ));
     }
     if t.dtype() != fb::DType::F32 {
         return Err(invalid(
@@ -163,7 +166,9 @@ fn tensor(
         ));
     }
     let constant = match t.constant() {
-        Some(c) => Some(constant::constant(&c, &shape, blobs, bytes).map_err(|r| invalid(at(), r))?),
+        Some(c) => {
+            Some(constant::constant(&c, &shape, blobs, bytes).map_err(|r| invalid(at(), r))?)
+        }
         None => None,
     };
     Ok(Tensor {

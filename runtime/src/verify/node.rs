@@ -10,11 +10,11 @@ use super::invalid;
 use crate::error::{LoadError, Location};
 use crate::format::fb;
 use crate::graph::{
-    Activation, BinaryKind, Conv2d, LayoutData, Node, Op, Pad, PadMode, Pool2d, PoolKind,
-    Storage, Tensor,
+    Activation, BinaryKind, Conv2d, LayoutData, Node, Op, Pad, PadMode, Pool2d, PoolKind, Storage,
+    Tensor,
 };
-use crate::ops::{binary::broadcast_shape, conv::conv2d_output_len, matmul::matmul_output_shape};
 use crate::ops::pool::pool_output_len;
+use crate::ops::{binary::broadcast_shape, conv::conv2d_output_len, matmul::matmul_output_shape};
 
 type Reason = String;
 
@@ -23,21 +23,22 @@ pub fn node(index: usize, n: &fb::Node, tensors: &[Tensor]) -> Result<Node, Load
     let name = n.name().to_string();
     let at = || Location::Node(index, name.clone());
     let fail = |reason: Reason| invalid(at(), format!("({}) {reason}", op_name(n)));
-    let operands = |list: flatbuffers::Vector<'_, u32>, kind: &str| -> Result<Vec<usize>, LoadError> {
-        list.iter()
-            .map(|i| {
-                let i = i as usize;
-                if i < tensors.len() {
-                    Ok(i)
-                } else {
-                    Err(fail(format!(
-                        "{kind} refers to tensor {i}, but there are {}",
-                        tensors.len()
-                    )))
-                }
-            })
-            .collect()
-    };
+    let operands =
+        |list: flatbuffers::Vector<'_, u32>, kind: &str| -> Result<Vec<usize>, LoadError> {
+            list.iter()
+                .map(|i| {
+                    let i = i as usize;
+                    if i < tensors.len() {
+                        Ok(i)
+                    } else {
+                        Err(fail(format!(
+                            "{kind} refers to tensor {i}, but there are {}",
+                            tensors.len()
+                        )))
+                    }
+                })
+                .collect()
+        };
     let inputs = operands(n.inputs(), "an input")?;
     let outputs = operands(n.outputs(), "an output")?;
     let op = decode_op(n).map_err(&fail)?;
@@ -170,7 +171,9 @@ fn check(node: &Node, tensors: &[Tensor]) -> Result<(), Reason> {
     };
     let count = node.inputs.len();
     if count < min_inputs || count > max_inputs {
-        return Err(format!("has {count} inputs, expected {min_inputs} to {max_inputs}"));
+        return Err(format!(
+            "has {count} inputs, expected {min_inputs} to {max_inputs}"
+        ));
     }
     if node.outputs.len() != 1 {
         return Err(format!("has {} outputs, expected 1", node.outputs.len()));
@@ -210,7 +213,8 @@ fn check(node: &Node, tensors: &[Tensor]) -> Result<(), Reason> {
 }
 
 fn rank4(shape: &[usize], what: &str) -> Result<[usize; 4], Reason> {
-    <[usize; 4]>::try_from(shape).map_err(|_| format!("{what} must be rank 4 (NCHW), got {shape:?}"))
+    <[usize; 4]>::try_from(shape)
+        .map_err(|_| format!("{what} must be rank 4 (NCHW), got {shape:?}"))
 }
 
 fn output_shape<'t>(
@@ -220,7 +224,9 @@ fn output_shape<'t>(
 ) -> Result<Vec<usize>, Reason> {
     let bias_len = |expected: usize| -> Result<(), Reason> {
         match node.inputs.get(2).map(|&i| tensors[i].shape.as_slice()) {
-            Some(b) if b != [expected] => Err(format!("bias has shape {b:?}, expected [{expected}]")),
+            Some(b) if b != [expected] => {
+                Err(format!("bias has shape {b:?}, expected [{expected}]"))
+            }
             _ => Ok(()),
         }
     };
@@ -293,13 +299,19 @@ fn output_shape<'t>(
         Op::Concat { axis } => {
             let first = shape(0);
             if *axis >= first.len() {
-                return Err(format!("axis {axis} is out of range for rank {}", first.len()));
+                return Err(format!(
+                    "axis {axis} is out of range for rank {}",
+                    first.len()
+                ));
             }
             let mut out = first.to_vec();
             for slot in 1..node.inputs.len() {
                 let s = shape(slot);
                 let same_other_dims = s.len() == first.len()
-                    && s.iter().zip(first).enumerate().all(|(i, (a, b))| i == *axis || a == b);
+                    && s.iter()
+                        .zip(first)
+                        .enumerate()
+                        .all(|(i, (a, b))| i == *axis || a == b);
                 if !same_other_dims {
                     return Err(format!("input {slot} {s:?} does not fit input 0 {first:?}"));
                 }
@@ -333,15 +345,26 @@ fn output_shape<'t>(
         Op::Pad(p) => {
             let x = shape(0);
             if p.begin.len() != x.len() || p.end.len() != x.len() {
-                return Err(format!("pads {:?}/{:?} do not match rank {}", p.begin, p.end, x.len()));
+                return Err(format!(
+                    "pads {:?}/{:?} do not match rank {}",
+                    p.begin,
+                    p.end,
+                    x.len()
+                ));
             }
             let mut out = Vec::with_capacity(x.len());
             for (axis, &d) in x.iter().enumerate() {
                 let (b, e) = (p.begin[axis], p.end[axis]);
                 if p.mode == PadMode::Reflect && (b >= d || e >= d) {
-                    return Err(format!("reflect padding of axis {axis} must be below its size {d}"));
+                    return Err(format!(
+                        "reflect padding of axis {axis} must be below its size {d}"
+                    ));
                 }
-                out.push(d.checked_add(b).and_then(|v| v.checked_add(e)).ok_or("padded size overflows")?);
+                out.push(
+                    d.checked_add(b)
+                        .and_then(|v| v.checked_add(e))
+                        .ok_or("padded size overflows")?,
+                );
             }
             Ok(out)
         }
