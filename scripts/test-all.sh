@@ -45,11 +45,13 @@ step "workspace tests (x86_64)"
 $HOST_CARGO test --workspace
 
 # --- aarch64 under qemu ---------------------------------------------------------------------
+# `-L /` makes qemu use the arm64 multiarch glibc that libstd-rust-web-dev:arm64 pulled in;
+# with the cross glibc in /usr/aarch64-linux-gnu, spawning a thread hangs.
 step "lopper-runtime tests for aarch64-unknown-linux-gnu under qemu"
-CARGO_TARGET_DIR=target-debian "${DEB[@]}" test -p lopper-runtime \
+CARGO_TARGET_DIR=target-debian "${DEB[@]}" test -p lopper-runtime --lib --tests \
   --target aarch64-unknown-linux-gnu \
   --config 'target.aarch64-unknown-linux-gnu.linker="aarch64-linux-gnu-gcc"' \
-  --config 'target.aarch64-unknown-linux-gnu.runner="qemu-aarch64-static -L /usr/aarch64-linux-gnu"'
+  --config 'target.aarch64-unknown-linux-gnu.runner="qemu-aarch64-static -L /"'
 
 # --- bare metal -----------------------------------------------------------------------------
 for target in aarch64-unknown-none thumbv7em-none-eabihf; do

@@ -61,8 +61,7 @@ fn every_single_bit_flip_is_caught_by_the_checksum() {
         let mut bytes = file.clone();
         let bit = rng.below(bytes.len() * 8);
         bytes[bit / 8] ^= 1 << (bit % 8);
-        let loaded =
-            load_and_run(bytes).unwrap_or_else(|e| panic!("flip of bit {bit}: {e}"));
+        let loaded = load_and_run(bytes).unwrap_or_else(|e| panic!("flip of bit {bit}: {e}"));
         assert!(!loaded, "flip of bit {bit} went unnoticed");
     }
 }
@@ -79,8 +78,14 @@ fn resealed_bit_flips_load_or_fail_cleanly() {
     for round in 0..4000 {
         let mut bytes = file.clone();
         // Most flips hit the FlatBuffer (the structure), the rest anywhere; 1 to 3 bits.
-        let region = if round % 4 == 0 { bytes.len() - 8 } else { flatbuffer_len };
-        let flips: Vec<usize> = (0..1 + rng.below(3)).map(|_| rng.below(region * 8)).collect();
+        let region = if round % 4 == 0 {
+            bytes.len() - 8
+        } else {
+            flatbuffer_len
+        };
+        let flips: Vec<usize> = (0..1 + rng.below(3))
+            .map(|_| rng.below(region * 8))
+            .collect();
         for &bit in &flips {
             bytes[bit / 8] ^= 1 << (bit % 8);
         }
@@ -91,16 +96,25 @@ fn resealed_bit_flips_load_or_fail_cleanly() {
             Err(e) => panic!("flips of bits {flips:?}: {e}"),
         }
     }
-    eprintln!("resealed flips: {loaded} loaded, {refused} refused of {} bytes", file.len());
+    eprintln!(
+        "resealed flips: {loaded} loaded, {refused} refused of {} bytes",
+        file.len()
+    );
     // Both outcomes must occur, or the test is not exercising the verifier.
-    assert!(loaded > 0 && refused > 0, "loaded {loaded}, refused {refused}");
+    assert!(
+        loaded > 0 && refused > 0,
+        "loaded {loaded}, refused {refused}"
+    );
 }
 
 #[test]
 fn errors_name_what_is_wrong() {
     let file = tiny_cnn();
     let err = |bytes: Vec<u8>| Model::from_vec(bytes).err().expect("must fail");
-    assert!(matches!(err(file[..10].to_vec()), LoadError::TooShort { .. }));
+    assert!(matches!(
+        err(file[..10].to_vec()),
+        LoadError::TooShort { .. }
+    ));
 
     let mut bad = file.clone();
     bad[20] ^= 1;

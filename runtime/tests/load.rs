@@ -27,6 +27,7 @@ fn model_is_send_and_sync() {
     assert_send_sync::<Session<'static>>();
 }
 
+#[cfg(feature = "std")]
 #[test]
 fn slice_owned_and_mapped_models_agree_and_slices_are_read_in_place() {
     let bytes = tiny_cnn();
@@ -61,10 +62,14 @@ fn misaligned_slice_is_refused() {
     assert!(matches!(err, LoadError::Misaligned { align: 8 }), "{err}");
 }
 
+#[cfg(feature = "std")]
 #[test]
 fn missing_file_names_the_path() {
     let err = Model::open("/nonexistent/model.lopper").err().unwrap();
-    assert!(err.to_string().contains("/nonexistent/model.lopper"), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent/model.lopper"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -93,7 +98,10 @@ fn inputs_outputs_and_metadata_are_described() {
     let model = Model::from_vec(tiny_cnn()).unwrap();
     let inputs = model.inputs();
     assert_eq!(inputs.len(), 1);
-    assert_eq!((inputs[0].name, inputs[0].shape, inputs[0].dtype), ("x", &[1, 3, 8, 8][..], "f32"));
+    assert_eq!(
+        (inputs[0].name, inputs[0].shape, inputs[0].dtype),
+        ("x", &[1, 3, 8, 8][..], "f32")
+    );
     assert_eq!(model.outputs()[0].name, "probs");
     assert_eq!(model.outputs()[0].shape, &[1, 10]);
     assert_eq!(model.metadata("purpose"), Some("tests"));
@@ -102,13 +110,20 @@ fn inputs_outputs_and_metadata_are_described() {
     let mut session = Session::new(&model).unwrap();
     assert_eq!(session.input_index("x"), Ok(0));
     assert_eq!(session.output_index("probs"), Ok(0));
-    assert!(matches!(session.input_index("y"), Err(RunError::UnknownName { .. })));
-    assert!(matches!(session.output(3), Err(RunError::IndexOutOfRange { .. })));
+    assert!(matches!(
+        session.input_index("y"),
+        Err(RunError::UnknownName { .. })
+    ));
+    assert!(matches!(
+        session.output(3),
+        Err(RunError::IndexOutOfRange { .. })
+    ));
     let err = session.set_input(0, &[1.0; 5]).unwrap_err();
     assert_eq!(err.to_string(), "input 'x' needs 192 values, got 5");
     assert!(session.arena_bytes() > 0);
 }
 
+#[cfg(feature = "std")]
 #[test]
 fn profiling_reports_every_node() {
     let model = Model::from_vec(tiny_cnn()).unwrap();
@@ -126,7 +141,13 @@ fn add_model(out_shape: &[usize]) -> Vec<u8> {
     let a = w.input("a", &[2, 3]);
     let b = w.constant("b", &[3], &[1.0, 2.0, 3.0]).unwrap();
     let y = w.tensor("sum", out_shape);
-    w.node("add_node", Op::Binary(lopper_runtime::graph::BinaryKind::Add), &[a, b], &[y], Activation::None);
+    w.node(
+        "add_node",
+        Op::Binary(lopper_runtime::graph::BinaryKind::Add),
+        &[a, b],
+        &[y],
+        Activation::None,
+    );
     w.output(y);
     w.finish().unwrap()
 }
@@ -135,13 +156,22 @@ fn add_model(out_shape: &[usize]) -> Vec<u8> {
 fn semantic_errors_name_node_and_problem() {
     let err = Model::from_vec(add_model(&[2, 4])).err().unwrap();
     match &err {
-        LoadError::Invalid { at: Location::Node(0, name), reason } => {
+        LoadError::Invalid {
+            at: Location::Node(0, name),
+            reason,
+        } => {
             assert_eq!(name, "add_node");
-            assert!(reason.contains("[2, 4]") && reason.contains("[2, 3]"), "{reason}");
+            assert!(
+                reason.contains("[2, 4]") && reason.contains("[2, 3]"),
+                "{reason}"
+            );
         }
         other => panic!("unexpected {other}"),
     }
-    assert!(err.to_string().starts_with("node 0 'add_node': (Binary)"), "{err}");
+    assert!(
+        err.to_string().starts_with("node 0 'add_node': (Binary)"),
+        "{err}"
+    );
     assert_eq!(FORMAT_VERSION, 1);
 }
 
@@ -151,8 +181,18 @@ fn a_node_reading_an_unwritten_tensor_is_refused() {
     let a = w.input("a", &[4]);
     let ghost = w.tensor("ghost", &[4]);
     let y = w.tensor("y", &[4]);
-    w.node("add", Op::Binary(lopper_runtime::graph::BinaryKind::Add), &[a, ghost], &[y], Activation::None);
+    w.node(
+        "add",
+        Op::Binary(lopper_runtime::graph::BinaryKind::Add),
+        &[a, ghost],
+        &[y],
+        Activation::None,
+    );
     w.output(y);
     let err = Model::from_vec(w.finish().unwrap()).err().unwrap();
-    assert!(err.to_string().contains("reads tensor 1 'ghost' before any node writes it"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("reads tensor 1 'ghost' before any node writes it"),
+        "{err}"
+    );
 }

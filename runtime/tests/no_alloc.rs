@@ -48,7 +48,12 @@ fn run_does_not_allocate() {
     let sum: f32 = session.output(0).unwrap().iter().sum();
     let after = ALLOCATIONS.load(Ordering::SeqCst);
 
-    assert_eq!(after - before, 0, "run() allocated {} times", after - before);
+    assert_eq!(
+        after - before,
+        0,
+        "run() allocated {} times",
+        after - before
+    );
     // The output is a softmax: it must sum to one, so the run really computed something.
     assert!((sum - 1.0).abs() < 1e-5, "softmax sums to {sum}");
 }
