@@ -308,3 +308,21 @@ pub struct Node {
 pub fn element_count(shape: &[usize]) -> Option<usize> {
     shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
 }
+
+/// Row-major element strides of `shape` (at most `MAX_RANK` axes); unused axes are 0.
+pub fn strides(shape: &[usize]) -> [usize; MAX_RANK] {
+    let mut strides = [0; MAX_RANK];
+    let mut step = 1;
+    for (axis, &dim) in shape.iter().enumerate().rev() {
+        strides[axis] = step;
+        step *= dim;
+    }
+    strides
+}
+
+/// Rows and columns of the matrix view of a constant: `shape[0]` rows (one per output
+/// channel) and the other axes flattened into columns. `None` on overflow.
+pub fn matrix_dims(shape: &[usize]) -> Option<(usize, usize)> {
+    let rows = shape.first().copied().unwrap_or(1);
+    Some((rows, element_count(shape.get(1..).unwrap_or(&[]))?))
+}

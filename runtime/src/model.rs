@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 use crate::error::LoadError;
-use crate::graph::{ConstantData, LayoutData, Node, Storage, Tensor};
+use crate::graph::{matrix_dims, ConstantData, LayoutData, Node, Storage, Tensor};
 use crate::verify::verify;
 use crate::weights::{Sparsity, Values, WeightMatrix};
 
@@ -135,7 +135,7 @@ impl<'a> Model<'a> {
     pub fn weight(&self, tensor: usize) -> Option<WeightMatrix<'_>> {
         let t = self.graph.tensors.get(tensor)?;
         let data: &ConstantData = t.constant.as_ref()?;
-        let (rows, cols) = matrix_dims(&t.shape);
+        let (rows, cols) = matrix_dims(&t.shape)?;
         let values = match data.storage {
             Storage::F32 => Values::F32(self.cast(&data.values)),
             Storage::F16 => Values::F16(self.cast(&data.values)),
@@ -214,13 +214,4 @@ impl Model<'static> {
             graph,
         })
     }
-}
-
-/// Rows and columns of the matrix view of a constant of `shape`: `shape[0]` rows (one per
-/// output channel), the other axes flattened into columns. Verification guarantees the
-/// product does not overflow.
-pub fn matrix_dims(shape: &[usize]) -> (usize, usize) {
-    let rows = shape.first().copied().unwrap_or(1);
-    let cols = shape.iter().skip(1).product();
-    (rows, cols)
 }

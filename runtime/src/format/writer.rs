@@ -9,7 +9,9 @@ use flatbuffers::{FlatBufferBuilder, UnionWIPOffset, WIPOffset};
 use super::encode::{encode, EncodeError, EncodedWeights, OwnedSparsity, OwnedValues};
 use super::fb;
 use super::footer::{seal, BLOB_ALIGN};
-use crate::graph::{Activation, BinaryKind, LayoutKind, Node, Op, PadMode, PoolKind, Storage};
+use crate::graph::{
+    matrix_dims, Activation, BinaryKind, LayoutKind, Node, Op, PadMode, PoolKind, Storage,
+};
 
 /// Format version written by this crate and the only one the loader reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -128,14 +130,9 @@ impl ModelWriter {
         values: &[f32],
         encoding: Encoding,
     ) -> Result<usize, WriteError> {
-        let rows = shape.first().copied().unwrap_or(1);
-        let cols = shape
-            .iter()
-            .skip(1)
-            .try_fold(1usize, |a, &d| a.checked_mul(d));
-        let encoded = cols
+        let encoded = matrix_dims(shape)
             .ok_or(EncodeError::Shape)
-            .and_then(|cols| encode(values, rows, cols, encoding.layout, encoding.storage))
+            .and_then(|(rows, cols)| encode(values, rows, cols, encoding.layout, encoding.storage))
             .map_err(|source| WriteError::Encode {
                 name: name.to_string(),
                 source,

@@ -6,25 +6,6 @@ use crate::graph::{Activation, Conv2d};
 use crate::kernels::weight_matmul::weight_matmul;
 use crate::weights::WeightMatrix;
 
-/// Output length of one spatial axis: `(input + pads - dilation * (kernel - 1) - 1) /
-/// stride + 1`. `None` when the window does not fit the padded input, on overflow, or for
-/// a zero kernel, stride or dilation. Used by the verifier.
-pub fn conv2d_output_len(
-    input: usize,
-    kernel: usize,
-    stride: usize,
-    dilation: usize,
-    pad_begin: usize,
-    pad_end: usize,
-) -> Option<usize> {
-    if kernel == 0 || stride == 0 || dilation == 0 {
-        return None;
-    }
-    let padded = input.checked_add(pad_begin)?.checked_add(pad_end)?;
-    let window = dilation.checked_mul(kernel - 1)?.checked_add(1)?;
-    Some(padded.checked_sub(window)? / stride + 1)
-}
-
 /// A 1x1 kernel with stride 1 and no padding reads each group's input channels as they
 /// are: `[C / groups, H * W]` is already the matrix to multiply.
 fn needs_im2col(attrs: &Conv2d, kernel: [usize; 2]) -> bool {
@@ -261,22 +242,6 @@ mod tests {
     }
 
     #[test]
-    fn output_len() {
-        assert_eq!(conv2d_output_len(3, 2, 1, 1, 0, 0), Some(2));
-        assert_eq!(conv2d_output_len(3, 2, 2, 1, 1, 1), Some(2));
-        assert_eq!(conv2d_output_len(3, 2, 1, 2, 0, 0), Some(1));
-        assert_eq!(conv2d_output_len(224, 7, 2, 1, 3, 3), Some(112));
-        assert_eq!(conv2d_output_len(7, 3, 2, 2, 2, 1), Some(3));
-        assert_eq!(conv2d_output_len(2, 3, 1, 1, 0, 0), None);
-        assert_eq!(conv2d_output_len(3, 2, 1, 3, 0, 0), None);
-        assert_eq!(conv2d_output_len(3, 1, 0, 1, 0, 0), None);
-        assert_eq!(conv2d_output_len(3, 1, 1, 0, 0, 0), None);
-        assert_eq!(conv2d_output_len(3, 0, 1, 1, 0, 0), None);
-        assert_eq!(conv2d_output_len(usize::MAX, 1, 1, 1, 1, 0), None);
-        assert_eq!(conv2d_output_len(3, 2, 1, usize::MAX, 0, 0), None);
-    }
-
-    #[test]
     fn scratch_is_needed_only_to_unfold() {
         let pointwise = Conv2d::default();
         let grouped = Conv2d {
@@ -411,21 +376,23 @@ mod tests {
         let mut checked = 0;
         for c in &cases {
             let a = &c.attrs;
-            let out_h = conv2d_output_len(
+            let out_h = crate::ops::window::output_len(
                 c.size[0],
                 c.kernel[0],
                 a.stride[0],
                 a.dilation[0],
                 a.pads[0],
                 a.pads[2],
+                false,
             );
-            let out_w = conv2d_output_len(
+            let out_w = crate::ops::window::output_len(
                 c.size[1],
                 c.kernel[1],
                 a.stride[1],
                 a.dilation[1],
                 a.pads[1],
                 a.pads[3],
+                false,
             );
             let x_shape = [batch, c.channels, c.size[0], c.size[1]];
             let y_shape = [batch, c.outputs, out_h.unwrap(), out_w.unwrap()];

@@ -11,3 +11,4 @@ pub mod pad;
 pub mod pool;
 pub mod softmax;
 pub mod transpose;
+pub mod window;

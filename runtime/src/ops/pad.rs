@@ -1,6 +1,6 @@
 //! Padding of every axis with a constant, a mirror image or the edge value.
 
-use crate::graph::{Pad, PadMode, MAX_RANK};
+use crate::graph::{strides, Pad, PadMode, MAX_RANK};
 
 /// Writes `x` padded by `p` into `y`, where `y_shape[i] = p.begin[i] + x_shape[i] +
 /// p.end[i]`, with at most `MAX_RANK` axes. Reflect mirrors without repeating the edge
@@ -17,12 +17,7 @@ pub fn pad(p: &Pad, x: &[f32], x_shape: &[usize], y: &mut [f32], y_shape: &[usiz
         return;
     }
 
-    let mut x_strides = [0; MAX_RANK];
-    let mut step = 1;
-    for axis in (0..rank).rev() {
-        x_strides[axis] = step;
-        step *= x_shape[axis];
-    }
+    let x_strides = strides(x_shape);
 
     // Walk `y` row by row along its last axis; a multi-index tracks the outer axes.
     let last = rank - 1;

@@ -5,40 +5,8 @@ use core::ops::Range;
 
 use crate::graph::{Pool2d, PoolKind};
 
-/// Output length of one pooled axis, for the verifier, by the ONNX / PyTorch rule:
-/// `floor_or_ceil((input + pads - dilation * (kernel - 1) - 1) / stride) + 1`, where with
-/// `ceil_mode` a last window that would start in the end padding is dropped. `None` when
-/// the window does not fit in the padded input, when `kernel`, `stride` or `dilation` is
-/// zero, or on overflow.
-pub fn pool_output_len(
-    input: usize,
-    kernel: usize,
-    stride: usize,
-    dilation: usize,
-    pad_begin: usize,
-    pad_end: usize,
-    ceil_mode: bool,
-) -> Option<usize> {
-    if kernel == 0 || stride == 0 || dilation == 0 {
-        return None;
-    }
-    let padded = input.checked_add(pad_begin)?.checked_add(pad_end)?;
-    let window = dilation.checked_mul(kernel - 1)?.checked_add(1)?;
-    let span = padded.checked_sub(window)?;
-    let steps = if ceil_mode {
-        span.div_ceil(stride)
-    } else {
-        span / stride
-    };
-    let mut out = steps + 1;
-    if ceil_mode && steps.checked_mul(stride)? >= input + pad_begin {
-        out -= 1;
-    }
-    Some(out)
-}
-
 /// Pools `x` (`x_shape` = `[N, C, H, W]`) into `y` (`y_shape` = `[N, C, OH, OW]`, as given
-/// by `pool_output_len`). Max ignores padded cells; a window with no real cell (possible
+/// by `window::output_len`). Max ignores padded cells; a window with no real cell (possible
 /// when wide padding or a large dilation makes every tap miss the input) yields
 /// `f32::MIN`, as onnxruntime does.
 /// Average divides by the real cells, or with `count_include_pad` by the cells inside the
@@ -164,9 +132,9 @@ mod tests {
         }
     }
 
-    /// Runs `p` over one `h x w` plane, computing the output size with `pool_output_len`.
+    /// Runs `p` over one `h x w` plane, computing the output size with `window::output_len`.
     fn run(p: &Pool2d, x: &[f32], h: usize, w: usize) -> (usize, usize, Vec<f32>) {
-        let oh = pool_output_len(
+        let oh = crate::ops::window::output_len(
             h,
             p.kernel[0],
             p.stride[0],
@@ -176,7 +144,7 @@ mod tests {
             p.ceil_mode,
         )
         .unwrap();
-        let ow = pool_output_len(
+        let ow = crate::ops::window::output_len(
             w,
             p.kernel[1],
             p.stride[1],
@@ -220,32 +188,6 @@ mod tests {
             ceil_mode: true,
             ..pool(kind, count_include_pad)
         }
-    }
-
-    #[test]
-    fn output_len_rule() {
-        assert_eq!(pool_output_len(224, 3, 2, 1, 1, 1, false), Some(112));
-        assert_eq!(pool_output_len(4, 2, 2, 1, 1, 0, false), Some(2));
-        assert_eq!(pool_output_len(4, 2, 2, 1, 1, 0, true), Some(3));
-        // Ceil would add a window starting in the end padding: dropped.
-        assert_eq!(pool_output_len(4, 2, 2, 1, 0, 1, true), Some(2));
-        assert_eq!(pool_output_len(5, 2, 2, 1, 0, 0, false), Some(2));
-        assert_eq!(pool_output_len(5, 2, 2, 1, 0, 0, true), Some(3));
-        assert_eq!(pool_output_len(4, 3, 2, 1, 1, 1, true), Some(3));
-        assert_eq!(pool_output_len(7, 3, 2, 2, 1, 1, false), Some(3));
-        assert_eq!(pool_output_len(5, 2, 1, 2, 0, 0, false), Some(3));
-        assert_eq!(pool_output_len(3, 3, 1, 1, 0, 0, true), Some(1));
-    }
-
-    #[test]
-    fn output_len_rejects() {
-        assert_eq!(pool_output_len(2, 3, 1, 1, 0, 0, false), None);
-        assert_eq!(pool_output_len(4, 2, 1, 4, 0, 0, false), None);
-        assert_eq!(pool_output_len(4, 2, 0, 1, 0, 0, false), None);
-        assert_eq!(pool_output_len(4, 0, 1, 1, 0, 0, false), None);
-        assert_eq!(pool_output_len(4, 2, 1, 0, 0, 0, false), None);
-        assert_eq!(pool_output_len(usize::MAX, 1, 1, 1, 1, 0, false), None);
-        assert_eq!(pool_output_len(4, usize::MAX, 1, 2, 0, 0, false), None);
     }
 
     #[test]

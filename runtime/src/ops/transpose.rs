@@ -1,6 +1,6 @@
 //! Axis permutation.
 
-use crate::graph::MAX_RANK;
+use crate::graph::{strides, MAX_RANK};
 
 /// Writes `x` with its axes permuted into `y`: output axis `i` is input axis `perm[i]`, so
 /// `y`'s shape is `x_shape[perm[i]]` for each `i`. `perm` must be a permutation of
@@ -15,12 +15,7 @@ pub fn transpose(x: &[f32], x_shape: &[usize], perm: &[usize], y: &mut [f32]) {
         return;
     }
 
-    let mut x_strides = [0; MAX_RANK];
-    let mut step = 1;
-    for axis in (0..rank).rev() {
-        x_strides[axis] = step;
-        step *= x_shape[axis];
-    }
+    let x_strides = strides(x_shape);
     // Shape of `y`, and the step in `x` for a step along each axis of `y`.
     let mut dims = [0; MAX_RANK];
     let mut strides = [0; MAX_RANK];

@@ -7,8 +7,7 @@ use alloc::string::String;
 use core::ops::Range;
 
 use crate::format::fb;
-use crate::graph::{ConstantData, LayoutData, Storage};
-use crate::model::matrix_dims;
+use crate::graph::{matrix_dims, ConstantData, LayoutData, Storage};
 
 type Reason = String;
 
@@ -19,7 +18,7 @@ pub fn constant(
     blobs: &[Range<usize>],
     bytes: &[u8],
 ) -> Result<ConstantData, Reason> {
-    let (rows, cols) = matrix_dims(shape);
+    let (rows, cols) = matrix_dims(shape).ok_or("shape overflows")?;
     let blob = |index: u32, what: &str| -> Result<Range<usize>, Reason> {
         blobs.get(index as usize).cloned().ok_or_else(|| {
             format!(

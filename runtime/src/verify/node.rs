@@ -13,8 +13,8 @@ use crate::graph::{
     Activation, BinaryKind, Conv2d, LayoutData, Node, Op, Pad, PadMode, Pool2d, PoolKind, Storage,
     Tensor,
 };
-use crate::ops::pool::pool_output_len;
-use crate::ops::{binary::broadcast_shape, conv::conv2d_output_len, matmul::matmul_output_shape};
+use crate::ops::window::output_len;
+use crate::ops::{binary::broadcast_shape, matmul::matmul_output_shape};
 
 type Reason = String;
 
@@ -242,8 +242,24 @@ fn output_shape<'t>(
                 ));
             }
             bias_len(o)?;
-            let oh = conv2d_output_len(h, kh, c.stride[0], c.dilation[0], c.pads[0], c.pads[2]);
-            let ow = conv2d_output_len(w, kw, c.stride[1], c.dilation[1], c.pads[1], c.pads[3]);
+            let oh = output_len(
+                h,
+                kh,
+                c.stride[0],
+                c.dilation[0],
+                c.pads[0],
+                c.pads[2],
+                false,
+            );
+            let ow = output_len(
+                w,
+                kw,
+                c.stride[1],
+                c.dilation[1],
+                c.pads[1],
+                c.pads[3],
+                false,
+            );
             match (oh, ow) {
                 (Some(oh), Some(ow)) => Ok(vec![n, o, oh, ow]),
                 _ => Err("kernel, stride, dilation and padding do not fit the input".to_string()),
@@ -275,7 +291,7 @@ fn output_shape<'t>(
                 return Err("padding must be smaller than the pooling window".to_string());
             }
             let len = |i: usize, axis: usize| {
-                pool_output_len(
+                output_len(
                     i,
                     p.kernel[axis],
                     p.stride[axis],
