@@ -29,6 +29,24 @@ pub enum Activation {
     LeakyRelu { alpha: f32 },
     /// tanh(x).
     Tanh,
+    /// sqrt(x).
+    Sqrt,
+    /// e^x.
+    Exp,
+    /// |x|.
+    Abs,
+    /// -x.
+    Neg,
+    /// The error function erf(x).
+    Erf,
+    /// Exact GELU: 0.5 x (1 + erf(x / sqrt 2)).
+    Gelu,
+    /// 1 / x.
+    Reciprocal,
+    /// ln(1 + e^x), evaluated without overflow.
+    Softplus,
+    /// x if x > 0 else alpha * (e^x - 1).
+    Elu { alpha: f32 },
 }
 
 /// 2-D convolution over NCHW input. Weight `[O, C / groups, kh, kw]`, optional bias `[O]`.
@@ -53,6 +71,163 @@ impl Default for Conv2d {
             groups: 1,
         }
     }
+}
+
+/// 2-D transposed convolution over NCHW input. Weight `[C, O / groups, kh, kw]` (the ONNX
+/// layout, so its matrix view has one row per input channel), optional bias `[O]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvTranspose2d {
+    /// Vertical and horizontal stride.
+    pub stride: [usize; 2],
+    /// Vertical and horizontal dilation.
+    pub dilation: [usize; 2],
+    /// Padding removed from the full output, as `[top, left, bottom, right]`.
+    pub pads: [usize; 4],
+    /// Extra rows and columns added at the bottom and right (ONNX `output_padding`).
+    pub output_padding: [usize; 2],
+    /// Number of groups.
+    pub groups: usize,
+}
+
+impl Default for ConvTranspose2d {
+    fn default() -> Self {
+        ConvTranspose2d {
+            stride: [1, 1],
+            dilation: [1, 1],
+            pads: [0; 4],
+            output_padding: [0, 0],
+            groups: 1,
+        }
+    }
+}
+
+/// How `Op::Resize` computes an output value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResizeMode {
+    /// The nearest input value, rounded by a [`NearestMode`].
+    Nearest,
+    /// Bilinear interpolation.
+    Linear,
+}
+
+/// ONNX `coordinate_transformation_mode`: the input coordinate of output index `x`, for
+/// an axis of input length `len` and scale `s`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CoordinateTransform {
+    /// `(x + 0.5) / s - 0.5`.
+    HalfPixel,
+    /// As `HalfPixel`, but -0.5 (which reads index 0) when the resized length `len * s`
+    /// is 1, within f32 rounding of the scale.
+    PytorchHalfPixel,
+    /// `x * (len - 1) / (len * s - 1)`, or 0 when `len * s` is 1 (within f32 rounding);
+    /// `len * s` is the real-valued resized length, as in the ONNX reference.
+    AlignCorners,
+    /// `x / s`.
+    Asymmetric,
+    /// `(x + 0.5) / s`.
+    TfHalfPixelForNearest,
+}
+
+/// ONNX `nearest_mode`: how a fractional input coordinate becomes an index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NearestMode {
+    /// Round half down.
+    RoundPreferFloor,
+    /// Round half up.
+    RoundPreferCeil,
+    /// Round down.
+    Floor,
+    /// Round up.
+    Ceil,
+}
+
+/// Resize of the last two axes of an NCHW tensor to the output tensor's shape (ONNX Resize,
+/// opset 11-13, without cubic mode or `tf_crop_and_resize`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Resize {
+    /// Nearest or linear.
+    pub mode: ResizeMode,
+    /// How output indices map to input coordinates.
+    pub coordinate_transform: CoordinateTransform,
+    /// Rounding for `ResizeMode::Nearest`.
+    pub nearest_mode: NearestMode,
+    /// Height and width scales used by the coordinate transform: the ONNX `scales` when
+    /// given, else output / input size. Finite and positive.
+    pub scales: [f32; 2],
+}
+
+/// Local response normalization across channels (axis 1):
+/// `y = x / (bias + alpha / size * sum x[c']^2)^beta` over the channel window
+/// `c - floor((size - 1) / 2) ..= c + ceil((size - 1) / 2)`, clipped to the tensor.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Lrn {
+    /// Window length in channels (at least 1).
+    pub size: usize,
+    /// Scale of the sum of squares.
+    pub alpha: f32,
+    /// Exponent.
+    pub beta: f32,
+    /// Additive constant.
+    pub bias: f32,
+}
+
+/// How `Op::Reduce` combines values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceKind {
+    /// Arithmetic mean.
+    Mean,
+    /// Sum.
+    Sum,
+    /// Largest value.
+    Max,
+    /// Smallest value.
+    Min,
+}
+
+/// Reduction over some axes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reduce {
+    /// Mean, sum, max or min.
+    pub kind: ReduceKind,
+    /// The reduced axes: distinct, each below the input's rank. Empty reduces nothing.
+    pub axes: Vec<usize>,
+    /// Reduced axes stay with size 1 instead of being removed.
+    pub keepdims: bool,
+}
+
+/// Layer normalization over the trailing axes `shape[axis..]`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LayerNorm {
+    /// First normalized axis.
+    pub axis: usize,
+    /// Added to the variance before the square root.
+    pub epsilon: f32,
+}
+
+/// Strided slice of every axis. Indices are resolved (no negative wrap-around) and are
+/// clamped as ONNX does: for `step > 0`, `start` and `end` to `[0, dim]`; for `step < 0`,
+/// `start` to `[0, dim - 1]` and `end` to `[-1, dim - 1]`. Axis `i` of the output has
+/// `max(0, ceil((end - start) / step))` elements.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slice {
+    /// First index taken, per axis.
+    pub starts: Vec<i64>,
+    /// Index where taking stops (exclusive), per axis.
+    pub ends: Vec<i64>,
+    /// Distance between taken indices, per axis; never 0, negative walks backwards.
+    pub steps: Vec<i64>,
+}
+
+/// Gather along one axis with constant indices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gather {
+    /// The indexed axis.
+    pub axis: usize,
+    /// Indices into that axis, each below its size, row-major in `indices_shape`.
+    pub indices: Vec<usize>,
+    /// Shape of the indices, which replaces the indexed axis in the output (empty for a
+    /// single scalar index, which removes the axis).
+    pub indices_shape: Vec<usize>,
 }
 
 /// Max or average pooling.
@@ -94,6 +269,12 @@ pub enum BinaryKind {
     Mul,
     /// a / b.
     Div,
+    /// a raised to the power b.
+    Pow,
+    /// The larger of a and b.
+    Max,
+    /// The smaller of a and b.
+    Min,
 }
 
 /// How `Op::Pad` fills the border.
@@ -123,9 +304,11 @@ pub struct Pad {
 /// What a node computes. Shapes are not stored here: they live on the tensors.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
-    /// Convolution; inputs `x, weight[, bias]`.
+    /// Convolution; inputs `x, weight[, bias]`. Weight and bias are constants or, read as
+    /// dense f32, activations.
     Conv2d(Conv2d),
-    /// `y = x W^T + b`; inputs `x [..., K], weight [N, K][, bias [N]]`.
+    /// `y = x W^T + b`; inputs `x [..., K], weight [N, K][, bias [N]]`, constants or
+    /// activations as for `Conv2d`.
     Linear,
     /// Numpy matmul of two rank >= 2 tensors with broadcast batch dimensions.
     MatMul,
@@ -156,6 +339,20 @@ pub enum Op {
     },
     /// The node's activation on its own.
     Unary,
+    /// Transposed convolution; inputs `x, weight[, bias]`.
+    ConvTranspose2d(ConvTranspose2d),
+    /// Nearest or bilinear resize of the last two axes.
+    Resize(Resize),
+    /// Local response normalization across channels.
+    Lrn(Lrn),
+    /// Mean, sum, max or min over some axes.
+    Reduce(Reduce),
+    /// Layer normalization; inputs `x, scale[, bias]`.
+    LayerNorm(LayerNorm),
+    /// Strided slice of every axis.
+    Slice(Slice),
+    /// Gather along one axis with constant indices.
+    Gather(Gather),
 }
 
 impl Op {
@@ -174,12 +371,27 @@ impl Op {
             Op::Binary(BinaryKind::Sub) => "Sub",
             Op::Binary(BinaryKind::Mul) => "Mul",
             Op::Binary(BinaryKind::Div) => "Div",
+            Op::Binary(BinaryKind::Pow) => "Pow",
+            Op::Binary(BinaryKind::Max) => "Max",
+            Op::Binary(BinaryKind::Min) => "Min",
             Op::Concat { .. } => "Concat",
             Op::Reshape => "Reshape",
             Op::Transpose { .. } => "Transpose",
             Op::Pad(_) => "Pad",
             Op::Softmax { .. } => "Softmax",
             Op::Unary => "Unary",
+            Op::ConvTranspose2d(_) => "ConvTranspose2d",
+            Op::Resize(_) => "Resize",
+            Op::Lrn(_) => "LRN",
+            Op::Reduce(r) => match r.kind {
+                ReduceKind::Mean => "ReduceMean",
+                ReduceKind::Sum => "ReduceSum",
+                ReduceKind::Max => "ReduceMax",
+                ReduceKind::Min => "ReduceMin",
+            },
+            Op::LayerNorm(_) => "LayerNormalization",
+            Op::Slice(_) => "Slice",
+            Op::Gather(_) => "Gather",
         }
     }
 }
@@ -320,8 +532,9 @@ pub fn strides(shape: &[usize]) -> [usize; MAX_RANK] {
     strides
 }
 
-/// Rows and columns of the matrix view of a constant: `shape[0]` rows (one per output
-/// channel) and the other axes flattened into columns. `None` on overflow.
+/// Rows and columns of the matrix view of a weight: `shape[0]` rows (one per output
+/// channel; per input channel for ConvTranspose2d) and the other axes flattened into
+/// columns. `None` on overflow.
 pub fn matrix_dims(shape: &[usize]) -> Option<(usize, usize)> {
     let rows = shape.first().copied().unwrap_or(1);
     Some((rows, element_count(shape.get(1..).unwrap_or(&[]))?))

@@ -7,10 +7,14 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 use crate::error::RunError;
-use crate::graph::{Node, Op};
+use crate::graph::{matrix_dims, Node, Op};
 use crate::model::Model;
-use crate::ops::{activation, binary, concat, conv, linear, matmul, pad, pool, softmax, transpose};
+use crate::ops::{
+    activation, binary, concat, conv, convtranspose, gather, layernorm, linear, lrn, matmul, pad,
+    pool, reduce, resize, slice, softmax, transpose,
+};
 use crate::plan::{plan, Plan};
+use crate::weights::{Sparsity, Values, WeightMatrix};
 
 enum ModelRef<'m> {
     Borrowed(&'m Model<'m>),
@@ -212,6 +216,24 @@ impl<'a> Operands<'a> {
         }
     }
 
+    /// The weight matrix in `slot`: a constant in any layout and storage, read in place,
+    /// or an activation read as a dense f32 matrix with one row per `shape[0]`.
+    fn weight(&self, slot: usize) -> WeightMatrix<'a> {
+        let t = self.node.inputs[slot];
+        match &self.plan.tensors[t] {
+            Some(range) => {
+                let (rows, cols) = matrix_dims(self.shape(slot)).expect("verified: shape fits");
+                WeightMatrix {
+                    rows,
+                    cols,
+                    values: Values::F32(self.frozen.get(range.clone())),
+                    sparsity: Sparsity::Dense,
+                }
+            }
+            None => self.model.weight(t).expect("verified: weight constant"),
+        }
+    }
+
     fn optional(&self, slot: usize) -> Option<&'a [f32]> {
         (slot < self.node.inputs.len()).then(|| self.data(slot))
     }
@@ -229,11 +251,6 @@ impl<'a> Operands<'a> {
 fn execute(o: &Operands<'_>, y: &mut [f32], scratch: &mut [f32]) {
     let node = o.node;
     let act = node.activation;
-    let weight = || {
-        o.model
-            .weight(node.inputs[1])
-            .expect("verified: weight constant")
-    };
     match &node.op {
         Op::Conv2d(attrs) => {
             let w_shape = o.shape4(1);
@@ -241,7 +258,7 @@ fn execute(o: &Operands<'_>, y: &mut [f32], scratch: &mut [f32]) {
                 attrs,
                 o.data(0),
                 o.shape4(0),
-                &weight(),
+                &o.weight(1),
                 [w_shape[2], w_shape[3]],
                 o.optional(2),
                 act,
@@ -251,8 +268,23 @@ fn execute(o: &Operands<'_>, y: &mut [f32], scratch: &mut [f32]) {
             );
             return;
         }
+        Op::ConvTranspose2d(attrs) => {
+            let w_shape = o.shape4(1);
+            convtranspose::conv_transpose2d(
+                attrs,
+                o.data(0),
+                o.shape4(0),
+                &o.weight(1),
+                [w_shape[2], w_shape[3]],
+                o.optional(2),
+                act,
+                y,
+                o.shape4_out(),
+            );
+            return;
+        }
         Op::Linear => {
-            let w = weight();
+            let w = o.weight(1);
             let batch = y.len() / w.rows;
             linear::linear(o.data(0), batch, &w, o.optional(2), act, y);
             return;
@@ -288,6 +320,15 @@ fn execute(o: &Operands<'_>, y: &mut [f32], scratch: &mut [f32]) {
         Op::Transpose { perm } => transpose::transpose(o.data(0), o.shape(0), perm, y),
         Op::Pad(p) => pad::pad(p, o.data(0), o.shape(0), y, o.out_shape()),
         Op::Softmax { axis } => softmax::softmax(o.data(0), o.shape(0), *axis, y),
+        Op::Resize(r) => resize::resize(r, o.data(0), o.shape4(0), y, o.shape4_out()),
+        Op::Lrn(l) => lrn::lrn(l, o.data(0), o.shape(0), y),
+        Op::Reduce(r) => reduce::reduce(r, o.data(0), o.shape(0), y),
+        Op::LayerNorm(l) => {
+            let inner = o.shape(0)[l.axis..].iter().product();
+            layernorm::layer_norm(o.data(0), inner, l.epsilon, o.data(1), o.optional(2), y);
+        }
+        Op::Slice(s) => slice::slice(s, o.data(0), o.shape(0), y, o.out_shape()),
+        Op::Gather(g) => gather::gather(g.axis, &g.indices, o.data(0), o.shape(0), y),
     }
     activation::apply(act, y);
 }

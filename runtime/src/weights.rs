@@ -1,7 +1,8 @@
 //! Weight matrices as kernels see them: typed slices borrowed from the model bytes.
 //!
 //! A Conv2d or Linear weight is a matrix with one row per output channel and every other
-//! axis flattened into columns. Each matrix has a storage (f32 / f16 / int8 + per-row scale)
+//! axis flattened into columns (a ConvTranspose2d weight has one row per input channel).
+//! Weights computed at run time are viewed the same way, as dense f32. Each matrix has a storage (f32 / f16 / int8 + per-row scale)
 //! and a sparsity layout (dense / CSR / block-sparse / N:M). Views are built only from
 //! verified data, so kernels may rely on the invariants documented on each variant.
 
@@ -90,12 +91,100 @@ pub enum Sparsity<'a> {
 /// A verified weight matrix.
 #[derive(Clone, Copy, Debug)]
 pub struct WeightMatrix<'a> {
-    /// Output channels.
+    /// Output channels (input channels for ConvTranspose2d).
     pub rows: usize,
-    /// Inputs per output channel (`C / groups * kh * kw` for convolutions).
+    /// Entries per row (`C / groups * kh * kw` for convolutions, `O / groups * kh * kw`
+    /// for transposed ones).
     pub cols: usize,
     /// Stored values.
     pub values: Values<'a>,
     /// Which entries the values are.
     pub sparsity: Sparsity<'a>,
+}
+
+impl WeightMatrix<'_> {
+    /// Calls `f(col, value)` for every stored entry of row `row`, in increasing column
+    /// order. Stored zeros (padding inside BSR blocks, unused N:M slots) are visited too;
+    /// entries a layout does not store are not. `row` must be below `rows`.
+    pub fn for_each_in_row(&self, row: usize, mut f: impl FnMut(usize, f32)) {
+        match self.sparsity {
+            Sparsity::Dense => {
+                let first = row * self.cols;
+                for col in 0..self.cols {
+                    f(col, self.values.get(first + col, row));
+                }
+            }
+            Sparsity::Csr { row_ptr, col_idx } => {
+                let slots = row_ptr[row] as usize..row_ptr[row + 1] as usize;
+                for (slot, &col) in slots.clone().zip(&col_idx[slots]) {
+                    f(col as usize, self.values.get(slot, row));
+                }
+            }
+            Sparsity::Bsr {
+                block: [bh, bw],
+                row_ptr,
+                col_idx,
+            } => {
+                let (block_row, inner) = (row / bh, row % bh);
+                let blocks = row_ptr[block_row] as usize..row_ptr[block_row + 1] as usize;
+                for (b, &bc) in blocks.clone().zip(&col_idx[blocks]) {
+                    let first_col = bc as usize * bw;
+                    let first_slot = (b * bh + inner) * bw;
+                    for j in 0..bw.min(self.cols - first_col) {
+                        f(first_col + j, self.values.get(first_slot + j, row));
+                    }
+                }
+            }
+            Sparsity::NM { n, m, indices } => {
+                let groups = self.cols.div_ceil(m);
+                for g in 0..groups {
+                    for s in 0..n {
+                        let slot = (row * groups + g) * n + s;
+                        f(
+                            g * m + usize::from(indices[slot]),
+                            self.values.get(slot, row),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::format::encode::decode_dense;
+    use crate::format::encode::tests::{all_encodings, sparse_matrix};
+    use alloc::vec;
+    use alloc::vec::Vec;
+    use rand::rngs::SmallRng;
+    use rand::SeedableRng;
+
+    #[test]
+    fn each_row_visits_its_stored_entries_in_column_order() {
+        let mut rng = SmallRng::seed_from_u64(9);
+        for (rows, cols) in [(7, 10), (5, 9), (1, 4), (9, 6)] {
+            let dense = sparse_matrix(&mut rng, rows, cols);
+            for (layout, storage, e) in all_encodings(&dense, rows, cols) {
+                let w = e.view();
+                let expected = decode_dense(&w);
+                let mut rebuilt = vec![0.0; rows * cols];
+                for r in 0..rows {
+                    let mut seen: Vec<usize> = Vec::new();
+                    w.for_each_in_row(r, |c, v| {
+                        seen.push(c);
+                        rebuilt[r * cols + c] = v;
+                    });
+                    assert!(
+                        seen.windows(2).all(|p| p[0] < p[1]),
+                        "{layout:?} {storage:?} row {r}: columns {seen:?}"
+                    );
+                    // Every nonzero is visited.
+                    let nonzeros = (0..cols).filter(|&c| expected[r * cols + c] != 0.0);
+                    assert!(nonzeros.into_iter().all(|c| seen.contains(&c)));
+                }
+                assert_eq!(rebuilt, expected, "{layout:?} {storage:?} {rows}x{cols}");
+            }
+        }
+    }
 }

@@ -196,3 +196,159 @@ fn a_node_reading_an_unwritten_tensor_is_refused() {
         "{err}"
     );
 }
+
+/// Writes a one-node model reading graph input `x` and dense constants, and returns the
+/// load error's message.
+fn refusal(op: Op, x: &[usize], consts: &[(&[usize], &[f32])], out: &[usize]) -> String {
+    let mut w = ModelWriter::new("test");
+    let mut inputs = vec![w.input("x", x)];
+    for (i, (shape, values)) in consts.iter().enumerate() {
+        inputs.push(w.constant(&format!("c{i}"), shape, values).unwrap());
+    }
+    let y = w.tensor("y", out);
+    w.node("n", op, &inputs, &[y], Activation::None);
+    w.output(y);
+    match Model::from_vec(w.finish().unwrap()) {
+        Ok(_) => panic!("loaded"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[track_caller]
+fn assert_refused(message: String, fragment: &str) {
+    assert!(message.contains(fragment), "{message:?} lacks {fragment:?}");
+}
+
+#[test]
+fn new_ops_are_checked_on_load() {
+    use lopper_runtime::graph::{
+        ConvTranspose2d, CoordinateTransform, Gather, LayerNorm, Lrn, NearestMode, Reduce,
+        ReduceKind, Resize, ResizeMode, Slice,
+    };
+    let slice = |starts: Vec<i64>, ends: Vec<i64>, steps: Vec<i64>| {
+        Op::Slice(Slice {
+            starts,
+            ends,
+            steps,
+        })
+    };
+    // 1, 3 of [0, 5): two elements, not three.
+    assert_refused(
+        refusal(slice(vec![1], vec![4], vec![2]), &[5], &[], &[3]),
+        "has shape [3], but the op computes [2]",
+    );
+    assert_refused(
+        refusal(slice(vec![1], vec![4], vec![0]), &[5], &[], &[3]),
+        "step of axis 0 is 0",
+    );
+    assert_refused(
+        refusal(slice(vec![0, 0], vec![1, 1], vec![1, 1]), &[5], &[], &[1]),
+        "one entry per axis",
+    );
+
+    let gather = |indices: Vec<usize>, indices_shape: Vec<usize>| {
+        Op::Gather(Gather {
+            axis: 0,
+            indices,
+            indices_shape,
+        })
+    };
+    assert_refused(
+        refusal(gather(vec![3], vec![]), &[3, 2], &[], &[2]),
+        "index 3 is out of range for axis 0 of size 3",
+    );
+    assert_refused(
+        refusal(gather(vec![0, 1], vec![3]), &[3, 2], &[], &[3, 2]),
+        "do not fill",
+    );
+
+    let k = [1.0; 4];
+    let padded = ConvTranspose2d {
+        pads: [2, 0, 1, 0],
+        ..ConvTranspose2d::default()
+    };
+    // Output height 1 + 1 = 2, minus pads of 3.
+    assert_refused(
+        refusal(
+            Op::ConvTranspose2d(padded),
+            &[1, 1, 1, 2],
+            &[(&[1, 1, 2, 2], &k)],
+            &[1, 1, 1, 3],
+        ),
+        "leave no output",
+    );
+    assert_refused(
+        refusal(
+            Op::ConvTranspose2d(ConvTranspose2d::default()),
+            &[1, 2, 2, 2],
+            &[(&[1, 1, 2, 2], &k)],
+            &[1, 1, 3, 3],
+        ),
+        "does not fit 2 input channels",
+    );
+
+    let resize = |scales: [f32; 2]| {
+        Op::Resize(Resize {
+            mode: ResizeMode::Linear,
+            coordinate_transform: CoordinateTransform::HalfPixel,
+            nearest_mode: NearestMode::Floor,
+            scales,
+        })
+    };
+    for bad in [0.0, -2.0, f32::NAN, f32::INFINITY] {
+        assert_refused(
+            refusal(resize([2.0, bad]), &[1, 1, 2, 2], &[], &[1, 1, 4, 4]),
+            "must be finite and positive",
+        );
+    }
+    assert_refused(
+        refusal(resize([2.0, 2.0]), &[1, 1, 2, 2], &[], &[1, 2, 4, 4]),
+        "has shape [1, 2, 4, 4], but the op computes [1, 1, 4, 4]",
+    );
+
+    let reduce = Op::Reduce(Reduce {
+        kind: ReduceKind::Sum,
+        axes: vec![1, 1],
+        keepdims: true,
+    });
+    assert_refused(refusal(reduce, &[2, 3], &[], &[2, 1]), "must be distinct");
+
+    let ln = |axis| {
+        Op::LayerNorm(LayerNorm {
+            axis,
+            epsilon: 1e-5,
+        })
+    };
+    assert_refused(
+        refusal(ln(1), &[2, 4], &[(&[3], &[1.0; 3])], &[2, 4]),
+        "scale has shape [3], expected [4]",
+    );
+    assert_refused(
+        refusal(ln(2), &[2, 4], &[(&[4], &[1.0; 4])], &[2, 4]),
+        "axis 2 is out of range",
+    );
+
+    let lrn = Op::Lrn(Lrn {
+        size: 0,
+        alpha: 1e-4,
+        beta: 0.75,
+        bias: 1.0,
+    });
+    assert_refused(refusal(lrn, &[1, 2, 2, 2], &[], &[1, 2, 2, 2]), "size");
+}
+
+#[test]
+fn weights_computed_at_run_time_are_shape_checked() {
+    let mut w = ModelWriter::new("test");
+    let x = w.input("x", &[1, 3]);
+    let weight = w.input("w", &[2, 4]);
+    let y = w.tensor("y", &[1, 2]);
+    w.node("fc", Op::Linear, &[x, weight], &[y], Activation::None);
+    w.output(y);
+    let err = Model::from_vec(w.finish().unwrap()).err().unwrap();
+    assert!(
+        err.to_string()
+            .contains("weight [2, 4] does not match input [1, 3]"),
+        "{err}"
+    );
+}

@@ -6,7 +6,12 @@
 mod common;
 
 use common::{assert_close, run_node, Operand::*};
-use lopper_runtime::graph::{Activation, BinaryKind, Conv2d, Op, Pad, PadMode, Pool2d, PoolKind};
+use lopper_runtime::format::Encoding;
+use lopper_runtime::graph::{
+    Activation, BinaryKind, Conv2d, ConvTranspose2d, CoordinateTransform, Gather, LayerNorm,
+    LayoutKind, Lrn, NearestMode, Op, Pad, PadMode, Pool2d, PoolKind, Reduce, ReduceKind, Resize,
+    ResizeMode, Slice, Storage,
+};
 
 fn x1_9() -> Vec<f32> {
     (1..=9).map(|v| v as f32).collect()
@@ -412,5 +417,411 @@ fn every_activation_on_its_own() {
     for (act, expected) in cases {
         let y = run_node(Op::Unary, act, &[Input(&[1, 6], &x)], &[1, 6]);
         assert_close(&y, &expected, 1e-6, 1e-6);
+    }
+}
+
+#[test]
+fn conv2d_and_linear_with_weights_computed_at_run_time() {
+    // The conv2d_valid_with_bias case with weight and bias fed as graph inputs.
+    let y = run_node(
+        Op::Conv2d(Conv2d::default()),
+        Activation::None,
+        &[
+            Input(&[1, 1, 3, 3], &x1_9()),
+            Input(&[1, 1, 2, 2], &[1.0, 2.0, 3.0, 4.0]),
+            Input(&[1], &[0.5]),
+        ],
+        &[1, 1, 2, 2],
+    );
+    assert_eq!(y, [37.5, 47.5, 67.5, 77.5]);
+
+    // Depthwise with a run-time weight and a constant bias: channel 0 times 2 plus 1,
+    // channel 1 times -1 plus 1, then Relu.
+    let y = run_node(
+        Op::Conv2d(Conv2d {
+            groups: 2,
+            ..Conv2d::default()
+        }),
+        Activation::Relu,
+        &[
+            Input(&[1, 2, 1, 2], &[1.0, 2.0, 3.0, -4.0]),
+            Input(&[2, 1, 1, 1], &[2.0, -1.0]),
+            Const(&[2], &[1.0, 1.0]),
+        ],
+        &[1, 2, 1, 2],
+    );
+    assert_eq!(y, [3.0, 5.0, 0.0, 5.0]);
+
+    // The linear_with_bias_and_leaky_relu case with run-time weight and bias.
+    let y = run_node(
+        Op::Linear,
+        Activation::LeakyRelu { alpha: 0.1 },
+        &[
+            Input(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+            Input(&[2, 3], &[1.0, 0.0, -1.0, 0.5, 0.5, 0.5]),
+            Input(&[2], &[1.0, -1.0]),
+        ],
+        &[2, 2],
+    );
+    assert_close(&y, &[-0.1, 2.0, -0.1, 6.5], 1e-6, 0.0);
+}
+
+#[test]
+fn conv_transpose_stride_pads_and_output_padding() {
+    // x = [1 2; 3 4], k = [1 2; 3 4], stride 2: each input writes x * k into its own 2x2
+    // block, [1 2 2 4; 3 4 6 8; 3 6 4 8; 9 12 12 16]; pads 1 crop the middle [4 6; 6 4].
+    let x = [1.0, 2.0, 3.0, 4.0];
+    let k = [1.0, 2.0, 3.0, 4.0];
+    let attrs = ConvTranspose2d {
+        stride: [2, 2],
+        pads: [1, 1, 1, 1],
+        ..ConvTranspose2d::default()
+    };
+    let y = run_node(
+        Op::ConvTranspose2d(attrs),
+        Activation::None,
+        &[Input(&[1, 1, 2, 2], &x), Const(&[1, 1, 2, 2], &k)],
+        &[1, 1, 2, 2],
+    );
+    assert_eq!(y, [4.0, 6.0, 6.0, 4.0]);
+
+    // No pads, output padding 1 on the width only, bias -1, Relu: the full 4x4 result
+    // minus 1 with a fifth column of 0 (just the bias, clipped).
+    let attrs = ConvTranspose2d {
+        stride: [2, 2],
+        output_padding: [0, 1],
+        ..ConvTranspose2d::default()
+    };
+    let y = run_node(
+        Op::ConvTranspose2d(attrs),
+        Activation::Relu,
+        &[
+            Input(&[1, 1, 2, 2], &x),
+            Input(&[1, 1, 2, 2], &k),
+            Const(&[1], &[-1.0]),
+        ],
+        &[1, 1, 4, 5],
+    );
+    let want = [
+        0.0, 1.0, 1.0, 3.0, 0.0, //
+        2.0, 3.0, 5.0, 7.0, 0.0, //
+        2.0, 5.0, 3.0, 7.0, 0.0, //
+        8.0, 11.0, 11.0, 15.0, 0.0,
+    ];
+    assert_eq!(y, want);
+}
+
+#[test]
+fn conv_transpose_groups_with_sparse_weight() {
+    // Two groups; input channel 0 (all 1) feeds outputs 0, 1 and channel 1 (all 2) feeds
+    // outputs 2, 3, each through a 1x2 kernel with stride 1 on a 1x2 image. Weight
+    // [2, 2, 1, 2] rows: channel 0 -> out 0 [1 0], out 1 [0 -1]; channel 1 -> out 2
+    // [0 0], out 3 [3 0]. Output 1x3: out 0 = [1 1 0], out 1 = [0 -1 -1], out 2 = 0,
+    // out 3 = [6 6 0]; stored as CSR and as int8 (exact for these values).
+    let w = [1.0, 0.0, 0.0, -1.0, 0.0, 0.0, 3.0, 0.0];
+    let attrs = ConvTranspose2d {
+        groups: 2,
+        ..ConvTranspose2d::default()
+    };
+    let want = [1.0, 1.0, 0.0, 0.0, -1.0, -1.0, 0.0, 0.0, 0.0, 6.0, 6.0, 0.0];
+    for storage in [Storage::F32, Storage::I8] {
+        let encoding = Encoding {
+            layout: LayoutKind::Csr,
+            storage,
+        };
+        let y = run_node(
+            Op::ConvTranspose2d(attrs),
+            Activation::None,
+            &[
+                Input(&[1, 2, 1, 2], &[1.0, 1.0, 2.0, 2.0]),
+                Weight(&[2, 2, 1, 2], &w, encoding),
+            ],
+            &[1, 4, 1, 3],
+        );
+        assert_close(&y, &want, 1e-6, 0.0);
+    }
+}
+
+fn resize(mode: ResizeMode, transform: CoordinateTransform, scales: [f32; 2]) -> Op {
+    Op::Resize(Resize {
+        mode,
+        coordinate_transform: transform,
+        nearest_mode: NearestMode::RoundPreferFloor,
+        scales,
+    })
+}
+
+#[test]
+fn resize_bilinear_and_nearest() {
+    // Half pixel x2: source coordinates -0.25, 0.25, 0.75, 1.25 clamp to 0, 0.25, 0.75, 1.
+    let y = run_node(
+        resize(
+            ResizeMode::Linear,
+            CoordinateTransform::HalfPixel,
+            [2.0, 2.0],
+        ),
+        Activation::None,
+        &[Input(&[1, 1, 2, 2], &[1.0, 2.0, 3.0, 4.0])],
+        &[1, 1, 4, 4],
+    );
+    let want = [
+        1.0, 1.25, 1.75, 2.0, 1.5, 1.75, 2.25, 2.5, 2.5, 2.75, 3.25, 3.5, 3.0, 3.25, 3.75, 4.0,
+    ];
+    assert_close(&y, &want, 1e-6, 0.0);
+
+    // Align corners 2 -> 3 on the width: coordinates 0, 0.5, 1.
+    let y = run_node(
+        resize(
+            ResizeMode::Linear,
+            CoordinateTransform::AlignCorners,
+            [1.0, 1.5],
+        ),
+        Activation::None,
+        &[Input(&[1, 2, 1, 2], &[1.0, 3.0, 10.0, 20.0])],
+        &[1, 2, 1, 3],
+    );
+    assert_close(&y, &[1.0, 2.0, 3.0, 10.0, 15.0, 20.0], 1e-6, 0.0);
+
+    // Nearest, asymmetric x2 then a fused Neg: each value repeats in a 2x2 block.
+    let y = run_node(
+        resize(
+            ResizeMode::Nearest,
+            CoordinateTransform::Asymmetric,
+            [2.0, 2.0],
+        ),
+        Activation::Neg,
+        &[Input(&[1, 1, 2, 2], &[1.0, 2.0, 3.0, 4.0])],
+        &[1, 1, 4, 4],
+    );
+    let want = [
+        -1.0, -1.0, -2.0, -2.0, -1.0, -1.0, -2.0, -2.0, -3.0, -3.0, -4.0, -4.0, -3.0, -3.0, -4.0,
+        -4.0,
+    ];
+    assert_eq!(y, want);
+}
+
+#[test]
+fn lrn_across_channels() {
+    // Channels 1, 2, 3, 4 at one position, size 3, alpha 3 (alpha / size = 1), beta 1,
+    // bias 1: window sums 5, 14, 29, 25 give 1/6, 2/15, 3/30, 4/26.
+    let p = Lrn {
+        size: 3,
+        alpha: 3.0,
+        beta: 1.0,
+        bias: 1.0,
+    };
+    let y = run_node(
+        Op::Lrn(p),
+        Activation::None,
+        &[Input(&[1, 4, 1, 1], &[1.0, 2.0, 3.0, 4.0])],
+        &[1, 4, 1, 1],
+    );
+    assert_close(&y, &[1.0 / 6.0, 2.0 / 15.0, 0.1, 4.0 / 26.0], 1e-6, 0.0);
+}
+
+#[test]
+fn reduce_mean_sum_max_min() {
+    // [[1, 2, 3], [4, 5, 6]].
+    let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+    let run = |kind, axes: Vec<usize>, keepdims, out: &[usize]| {
+        run_node(
+            Op::Reduce(Reduce {
+                kind,
+                axes,
+                keepdims,
+            }),
+            Activation::None,
+            &[Input(&[2, 3], &x)],
+            out,
+        )
+    };
+    assert_eq!(run(ReduceKind::Mean, vec![1], true, &[2, 1]), [2.0, 5.0]);
+    assert_eq!(run(ReduceKind::Sum, vec![0], false, &[3]), [5.0, 7.0, 9.0]);
+    assert_eq!(run(ReduceKind::Max, vec![0, 1], false, &[]), [6.0]);
+    assert_eq!(run(ReduceKind::Min, vec![1, 0], true, &[1, 1]), [1.0]);
+}
+
+#[test]
+fn layer_norm_last_axis_and_two_axes() {
+    // [1 2 3 4]: mean 2.5, variance 1.25: normalized [-1.3416408, -0.4472136, 0.4472136,
+    // 1.3416408], times scale [1 2 1 0.5] plus bias [0 1 0 0].
+    let y = run_node(
+        Op::LayerNorm(LayerNorm {
+            axis: 1,
+            epsilon: 0.0,
+        }),
+        Activation::None,
+        &[
+            Input(&[1, 4], &[1.0, 2.0, 3.0, 4.0]),
+            Const(&[4], &[1.0, 2.0, 1.0, 0.5]),
+            Const(&[4], &[0.0, 1.0, 0.0, 0.0]),
+        ],
+        &[1, 4],
+    );
+    assert_close(
+        &y,
+        &[-1.3416408, 0.1055728, 0.4472136, 0.6708204],
+        1e-6,
+        0.0,
+    );
+
+    // [2, 2, 2] normalized over the last two axes: each block [a, a + 2, a + 4, a + 6]
+    // has variance 5, so it becomes [-3, -1, 1, 3] / sqrt(5 + epsilon) with epsilon 4:
+    // [-1, -1/3, 1/3, 1]. Scale fed at run time as [1, 2, 2].
+    let x = [0.0, 2.0, 4.0, 6.0, 10.0, 12.0, 14.0, 16.0];
+    let y = run_node(
+        Op::LayerNorm(LayerNorm {
+            axis: 1,
+            epsilon: 4.0,
+        }),
+        Activation::None,
+        &[Input(&[2, 2, 2], &x), Input(&[1, 2, 2], &[1.0; 4])],
+        &[2, 2, 2],
+    );
+    let third = 1.0 / 3.0;
+    assert_close(
+        &y,
+        &[-1.0, -third, third, 1.0, -1.0, -third, third, 1.0],
+        1e-6,
+        0.0,
+    );
+}
+
+#[test]
+fn slice_strided_and_reversed() {
+    // x[r][c] = 10r + c on [3, 4]; rows 2 down to past 0, columns 0, 2.
+    let x: Vec<f32> = (0..12).map(|v| (10 * (v / 4) + v % 4) as f32).collect();
+    let y = run_node(
+        Op::Slice(Slice {
+            starts: vec![2, 0],
+            ends: vec![-1, i64::MAX],
+            steps: vec![-1, 2],
+        }),
+        Activation::None,
+        &[Input(&[3, 4], &x)],
+        &[3, 2],
+    );
+    assert_eq!(y, [20.0, 22.0, 10.0, 12.0, 0.0, 2.0]);
+}
+
+#[test]
+fn gather_rows_and_a_scalar_index() {
+    // [[1, 2], [3, 4], [5, 6]] with indices [[0, 1], [1, 2]] on axis 0.
+    let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+    let y = run_node(
+        Op::Gather(Gather {
+            axis: 0,
+            indices: vec![0, 1, 1, 2],
+            indices_shape: vec![2, 2],
+        }),
+        Activation::None,
+        &[Input(&[3, 2], &x)],
+        &[2, 2, 2],
+    );
+    assert_eq!(y, [1.0, 2.0, 3.0, 4.0, 3.0, 4.0, 5.0, 6.0]);
+    // A scalar index on axis 1 drops the axis: column 1.
+    let y = run_node(
+        Op::Gather(Gather {
+            axis: 1,
+            indices: vec![1],
+            indices_shape: vec![],
+        }),
+        Activation::None,
+        &[Input(&[3, 2], &x)],
+        &[3],
+    );
+    assert_eq!(y, [2.0, 4.0, 6.0]);
+}
+
+#[test]
+fn pow_max_min_broadcast() {
+    let a = [3.0, 4.0, -2.0, 9.0];
+    let run = |kind| {
+        run_node(
+            Op::Binary(kind),
+            Activation::None,
+            &[Input(&[2, 2], &a), Const(&[2], &[2.0, 0.5])],
+            &[2, 2],
+        )
+    };
+    // 3^2, 4^0.5, (-2)^2, 9^0.5.
+    assert_eq!(run(BinaryKind::Pow), [9.0, 2.0, 4.0, 3.0]);
+    assert_eq!(run(BinaryKind::Max), [3.0, 4.0, 2.0, 9.0]);
+    assert_eq!(run(BinaryKind::Min), [2.0, 0.5, -2.0, 0.5]);
+}
+
+#[test]
+fn every_new_activation_on_its_own() {
+    let x = [-2.0, -0.5, 0.5, 1.0, 2.0, 4.0];
+    // Reference values from Python's math module (double precision).
+    let cases: [(Activation, [f32; 6]); 9] = [
+        (
+            Activation::Sqrt,
+            [
+                f32::NAN,
+                f32::NAN,
+                std::f32::consts::FRAC_1_SQRT_2,
+                1.0,
+                std::f32::consts::SQRT_2,
+                2.0,
+            ],
+        ),
+        (
+            Activation::Exp,
+            [
+                0.13533528,
+                0.60653066,
+                1.64872127,
+                std::f32::consts::E,
+                7.3890561,
+                54.59815003,
+            ],
+        ),
+        (Activation::Abs, [2.0, 0.5, 0.5, 1.0, 2.0, 4.0]),
+        (Activation::Neg, [2.0, 0.5, -0.5, -1.0, -2.0, -4.0]),
+        (
+            Activation::Erf,
+            [
+                -0.99532227,
+                -0.52049988,
+                0.52049988,
+                0.84270079,
+                0.99532227,
+                0.99999998,
+            ],
+        ),
+        (
+            Activation::Gelu,
+            [
+                -0.04550026,
+                -0.15426877,
+                0.34573123,
+                0.84134475,
+                1.95449974,
+                3.99987332,
+            ],
+        ),
+        (Activation::Reciprocal, [-0.5, -2.0, 2.0, 1.0, 0.5, 0.25]),
+        (
+            Activation::Softplus,
+            [
+                0.12692801, 0.47407698, 0.97407698, 1.31326169, 2.12692801, 4.01814993,
+            ],
+        ),
+        (
+            Activation::Elu { alpha: 2.0 },
+            [-1.72932943, -0.78693868, 0.5, 1.0, 2.0, 4.0],
+        ),
+    ];
+    for (act, expected) in cases {
+        let y = run_node(Op::Unary, act, &[Input(&[1, 6], &x)], &[1, 6]);
+        for (i, (g, e)) in y.iter().zip(&expected).enumerate() {
+            let ok = if e.is_nan() {
+                g.is_nan()
+            } else {
+                (g - e).abs() <= 1e-6 + 1e-6 * e.abs()
+            };
+            assert!(ok, "{act:?} element {i}: got {g}, expected {e}");
+        }
     }
 }

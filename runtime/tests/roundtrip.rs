@@ -7,7 +7,7 @@ mod common;
 use common::{assert_close, layouts, make_nm, run_node, Operand::*, Rng, STORAGES};
 use lopper_runtime::format::encode::{decode_dense, encode, EncodeError};
 use lopper_runtime::format::Encoding;
-use lopper_runtime::graph::{Activation, Conv2d, LayoutKind, Op, Storage};
+use lopper_runtime::graph::{Activation, Conv2d, ConvTranspose2d, LayoutKind, Op, Storage};
 
 /// One weight-bearing node: op, input shape, weight shape, output shape.
 struct Case {
@@ -57,6 +57,28 @@ fn cases() -> Vec<Case> {
             y: vec![1, 8, 6, 6],
         },
         Case {
+            name: "transposed 3x3 conv, stride 2, padded, output padding",
+            op: Op::ConvTranspose2d(ConvTranspose2d {
+                stride: [2, 2],
+                pads: [1, 1, 1, 1],
+                output_padding: [1, 1],
+                ..ConvTranspose2d::default()
+            }),
+            x: vec![1, 6, 4, 5],
+            w: vec![6, 4, 3, 3],
+            y: vec![1, 4, 8, 10],
+        },
+        Case {
+            name: "grouped transposed 2x2 conv",
+            op: Op::ConvTranspose2d(ConvTranspose2d {
+                groups: 2,
+                ..ConvTranspose2d::default()
+            }),
+            x: vec![1, 8, 3, 3],
+            w: vec![8, 3, 2, 2],
+            y: vec![1, 6, 4, 4],
+        },
+        Case {
             name: "linear",
             op: Op::Linear,
             x: vec![3, 20],
@@ -74,7 +96,7 @@ fn run(case: &Case, x: &[f32], w: &[f32], bias: &[f32], encoding: Encoding) -> V
         &[
             Input(&case.x, x),
             Weight(&case.w, w, encoding),
-            Const(&case.w[..1], bias),
+            Const(&case.y[1..2], bias),
         ],
         &case.y,
     )
@@ -87,7 +109,7 @@ fn every_layout_and_storage_computes_the_same() {
         let rows = case.w[0];
         let cols: usize = case.w[1..].iter().product();
         let x = rng.values(case.x.iter().product());
-        let bias = rng.values(rows);
+        let bias = rng.values(case.y[1]);
         // 70% zeros, then 2:4 so that every layout can hold the same matrix.
         let mut w = rng.sparse_values(rows * cols, 0.7);
         make_nm(&mut w, cols, 2, 4);

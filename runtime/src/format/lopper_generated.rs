@@ -284,10 +284,10 @@ pub struct LayoutUnionTableOffset {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_ACTIVATION_KIND: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_ACTIVATION_KIND: u8 = 7;
+pub const ENUM_MAX_ACTIVATION_KIND: u8 = 16;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_ACTIVATION_KIND: [ActivationKind; 8] = [
+pub const ENUM_VALUES_ACTIVATION_KIND: [ActivationKind; 17] = [
   ActivationKind::None,
   ActivationKind::Relu,
   ActivationKind::Clip,
@@ -296,6 +296,15 @@ pub const ENUM_VALUES_ACTIVATION_KIND: [ActivationKind; 8] = [
   ActivationKind::HardSwish,
   ActivationKind::LeakyRelu,
   ActivationKind::Tanh,
+  ActivationKind::Sqrt,
+  ActivationKind::Exp,
+  ActivationKind::Abs,
+  ActivationKind::Neg,
+  ActivationKind::Erf,
+  ActivationKind::Gelu,
+  ActivationKind::Reciprocal,
+  ActivationKind::Softplus,
+  ActivationKind::Elu,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -315,9 +324,23 @@ impl ActivationKind {
   /// x if x >= 0 else alpha * x.
   pub const LeakyRelu: Self = Self(6);
   pub const Tanh: Self = Self(7);
+  pub const Sqrt: Self = Self(8);
+  pub const Exp: Self = Self(9);
+  pub const Abs: Self = Self(10);
+  pub const Neg: Self = Self(11);
+  /// The error function.
+  pub const Erf: Self = Self(12);
+  /// Exact GELU: 0.5 x (1 + erf(x / sqrt 2)).
+  pub const Gelu: Self = Self(13);
+  /// 1 / x.
+  pub const Reciprocal: Self = Self(14);
+  /// ln(1 + e^x).
+  pub const Softplus: Self = Self(15);
+  /// x if x > 0 else alpha * (e^x - 1).
+  pub const Elu: Self = Self(16);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 7;
+  pub const ENUM_MAX: u8 = 16;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::None,
     Self::Relu,
@@ -327,6 +350,15 @@ impl ActivationKind {
     Self::HardSwish,
     Self::LeakyRelu,
     Self::Tanh,
+    Self::Sqrt,
+    Self::Exp,
+    Self::Abs,
+    Self::Neg,
+    Self::Erf,
+    Self::Gelu,
+    Self::Reciprocal,
+    Self::Softplus,
+    Self::Elu,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -339,6 +371,15 @@ impl ActivationKind {
       Self::HardSwish => Some("HardSwish"),
       Self::LeakyRelu => Some("LeakyRelu"),
       Self::Tanh => Some("Tanh"),
+      Self::Sqrt => Some("Sqrt"),
+      Self::Exp => Some("Exp"),
+      Self::Abs => Some("Abs"),
+      Self::Neg => Some("Neg"),
+      Self::Erf => Some("Erf"),
+      Self::Gelu => Some("Gelu"),
+      Self::Reciprocal => Some("Reciprocal"),
+      Self::Softplus => Some("Softplus"),
+      Self::Elu => Some("Elu"),
       _ => None,
     }
   }
@@ -480,14 +521,17 @@ impl ::flatbuffers::SimpleToVerifyInSlice for PoolKind {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_BINARY_KIND: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_BINARY_KIND: u8 = 3;
+pub const ENUM_MAX_BINARY_KIND: u8 = 6;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_BINARY_KIND: [BinaryKind; 4] = [
+pub const ENUM_VALUES_BINARY_KIND: [BinaryKind; 7] = [
   BinaryKind::Add,
   BinaryKind::Sub,
   BinaryKind::Mul,
   BinaryKind::Div,
+  BinaryKind::Pow,
+  BinaryKind::Max,
+  BinaryKind::Min,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -499,14 +543,20 @@ impl BinaryKind {
   pub const Sub: Self = Self(1);
   pub const Mul: Self = Self(2);
   pub const Div: Self = Self(3);
+  pub const Pow: Self = Self(4);
+  pub const Max: Self = Self(5);
+  pub const Min: Self = Self(6);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 3;
+  pub const ENUM_MAX: u8 = 6;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::Add,
     Self::Sub,
     Self::Mul,
     Self::Div,
+    Self::Pow,
+    Self::Max,
+    Self::Min,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -515,6 +565,9 @@ impl BinaryKind {
       Self::Sub => Some("Sub"),
       Self::Mul => Some("Mul"),
       Self::Div => Some("Div"),
+      Self::Pow => Some("Pow"),
+      Self::Max => Some("Max"),
+      Self::Min => Some("Min"),
       _ => None,
     }
   }
@@ -658,12 +711,378 @@ impl<'a> ::flatbuffers::Verifiable for PadMode {
 
 impl ::flatbuffers::SimpleToVerifyInSlice for PadMode {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MIN_OP: u8 = 0;
+pub const ENUM_MIN_RESIZE_MODE: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_OP: u8 = 12;
+pub const ENUM_MAX_RESIZE_MODE: u8 = 1;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_OP: [Op; 13] = [
+pub const ENUM_VALUES_RESIZE_MODE: [ResizeMode; 2] = [
+  ResizeMode::Nearest,
+  ResizeMode::Linear,
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct ResizeMode(pub u8);
+#[allow(non_upper_case_globals)]
+impl ResizeMode {
+  pub const Nearest: Self = Self(0);
+  pub const Linear: Self = Self(1);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 1;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::Nearest,
+    Self::Linear,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::Nearest => Some("Nearest"),
+      Self::Linear => Some("Linear"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for ResizeMode {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for ResizeMode {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for ResizeMode {
+    type Output = ResizeMode;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for ResizeMode {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for ResizeMode {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for ResizeMode {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_COORDINATE_TRANSFORM: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_COORDINATE_TRANSFORM: u8 = 4;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_COORDINATE_TRANSFORM: [CoordinateTransform; 5] = [
+  CoordinateTransform::HalfPixel,
+  CoordinateTransform::PytorchHalfPixel,
+  CoordinateTransform::AlignCorners,
+  CoordinateTransform::Asymmetric,
+  CoordinateTransform::TfHalfPixelForNearest,
+];
+
+/// ONNX `coordinate_transformation_mode`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct CoordinateTransform(pub u8);
+#[allow(non_upper_case_globals)]
+impl CoordinateTransform {
+  pub const HalfPixel: Self = Self(0);
+  pub const PytorchHalfPixel: Self = Self(1);
+  pub const AlignCorners: Self = Self(2);
+  pub const Asymmetric: Self = Self(3);
+  pub const TfHalfPixelForNearest: Self = Self(4);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 4;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::HalfPixel,
+    Self::PytorchHalfPixel,
+    Self::AlignCorners,
+    Self::Asymmetric,
+    Self::TfHalfPixelForNearest,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::HalfPixel => Some("HalfPixel"),
+      Self::PytorchHalfPixel => Some("PytorchHalfPixel"),
+      Self::AlignCorners => Some("AlignCorners"),
+      Self::Asymmetric => Some("Asymmetric"),
+      Self::TfHalfPixelForNearest => Some("TfHalfPixelForNearest"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for CoordinateTransform {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for CoordinateTransform {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for CoordinateTransform {
+    type Output = CoordinateTransform;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for CoordinateTransform {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for CoordinateTransform {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for CoordinateTransform {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_NEAREST_MODE: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_NEAREST_MODE: u8 = 3;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_NEAREST_MODE: [NearestMode; 4] = [
+  NearestMode::RoundPreferFloor,
+  NearestMode::RoundPreferCeil,
+  NearestMode::Floor,
+  NearestMode::Ceil,
+];
+
+/// ONNX `nearest_mode`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct NearestMode(pub u8);
+#[allow(non_upper_case_globals)]
+impl NearestMode {
+  pub const RoundPreferFloor: Self = Self(0);
+  pub const RoundPreferCeil: Self = Self(1);
+  pub const Floor: Self = Self(2);
+  pub const Ceil: Self = Self(3);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 3;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::RoundPreferFloor,
+    Self::RoundPreferCeil,
+    Self::Floor,
+    Self::Ceil,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::RoundPreferFloor => Some("RoundPreferFloor"),
+      Self::RoundPreferCeil => Some("RoundPreferCeil"),
+      Self::Floor => Some("Floor"),
+      Self::Ceil => Some("Ceil"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for NearestMode {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for NearestMode {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for NearestMode {
+    type Output = NearestMode;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for NearestMode {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for NearestMode {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for NearestMode {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_REDUCE_KIND: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_REDUCE_KIND: u8 = 3;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_REDUCE_KIND: [ReduceKind; 4] = [
+  ReduceKind::Mean,
+  ReduceKind::Sum,
+  ReduceKind::Max,
+  ReduceKind::Min,
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct ReduceKind(pub u8);
+#[allow(non_upper_case_globals)]
+impl ReduceKind {
+  pub const Mean: Self = Self(0);
+  pub const Sum: Self = Self(1);
+  pub const Max: Self = Self(2);
+  pub const Min: Self = Self(3);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 3;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::Mean,
+    Self::Sum,
+    Self::Max,
+    Self::Min,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::Mean => Some("Mean"),
+      Self::Sum => Some("Sum"),
+      Self::Max => Some("Max"),
+      Self::Min => Some("Min"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for ReduceKind {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for ReduceKind {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for ReduceKind {
+    type Output = ReduceKind;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for ReduceKind {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for ReduceKind {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for ReduceKind {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_OP: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_OP: u8 = 19;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_OP: [Op; 20] = [
   Op::NONE,
   Op::Conv2d,
   Op::Linear,
@@ -677,6 +1096,13 @@ pub const ENUM_VALUES_OP: [Op; 13] = [
   Op::Pad,
   Op::Softmax,
   Op::Unary,
+  Op::ConvTranspose2d,
+  Op::Resize,
+  Op::Lrn,
+  Op::Reduce,
+  Op::LayerNorm,
+  Op::Slice,
+  Op::Gather,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -697,9 +1123,16 @@ impl Op {
   pub const Pad: Self = Self(10);
   pub const Softmax: Self = Self(11);
   pub const Unary: Self = Self(12);
+  pub const ConvTranspose2d: Self = Self(13);
+  pub const Resize: Self = Self(14);
+  pub const Lrn: Self = Self(15);
+  pub const Reduce: Self = Self(16);
+  pub const LayerNorm: Self = Self(17);
+  pub const Slice: Self = Self(18);
+  pub const Gather: Self = Self(19);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 12;
+  pub const ENUM_MAX: u8 = 19;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::Conv2d,
@@ -714,6 +1147,13 @@ impl Op {
     Self::Pad,
     Self::Softmax,
     Self::Unary,
+    Self::ConvTranspose2d,
+    Self::Resize,
+    Self::Lrn,
+    Self::Reduce,
+    Self::LayerNorm,
+    Self::Slice,
+    Self::Gather,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -731,6 +1171,13 @@ impl Op {
       Self::Pad => Some("Pad"),
       Self::Softmax => Some("Softmax"),
       Self::Unary => Some("Unary"),
+      Self::ConvTranspose2d => Some("ConvTranspose2d"),
+      Self::Resize => Some("Resize"),
+      Self::Lrn => Some("Lrn"),
+      Self::Reduce => Some("Reduce"),
+      Self::LayerNorm => Some("LayerNorm"),
+      Self::Slice => Some("Slice"),
+      Self::Gather => Some("Gather"),
       _ => None,
     }
   }
@@ -1559,9 +2006,9 @@ impl ::core::fmt::Debug for NM<'_> {
 pub enum ConstantOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
-/// A constant tensor. Weights of Conv2d and Linear are viewed as a matrix with one row
-/// per output channel (shape[0]) and everything else as columns; every other constant
-/// is Dense F32.
+/// A constant tensor. Weights of Conv2d, ConvTranspose2d and Linear are viewed as a matrix
+/// with one row per shape[0] (output channels; input channels for ConvTranspose2d) and
+/// everything else as columns; every other constant is Dense F32.
 pub struct Constant<'a> {
   pub _tab: ::flatbuffers::Table<'a>,
 }
@@ -1975,7 +2422,8 @@ impl ::core::fmt::Debug for Tensor<'_> {
 pub enum Conv2dOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
-/// inputs: x [N, C, H, W], weight [O, C / groups, kh, kw], optional bias [O].
+/// inputs: x [N, C, H, W], weight [O, C / groups, kh, kw], optional bias [O]. Weight and
+/// bias are constants or, read as dense f32, activations.
 pub struct Conv2d<'a> {
   pub _tab: ::flatbuffers::Table<'a>,
 }
@@ -2208,7 +2656,8 @@ impl ::core::fmt::Debug for Conv2d<'_> {
 pub enum LinearOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
-/// y = x W^T + b. inputs: x [..., K], weight [N, K], optional bias [N].
+/// y = x W^T + b. inputs: x [..., K], weight [N, K], optional bias [N]; weight and bias
+/// as for Conv2d.
 pub struct Linear<'a> {
   pub _tab: ::flatbuffers::Table<'a>,
 }
@@ -3438,6 +3887,1110 @@ impl ::core::fmt::Debug for Unary<'_> {
       ds.finish()
   }
 }
+pub enum ConvTranspose2dOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Transposed convolution. inputs: x [N, C, H, W], weight [C, O / groups, kh, kw] (the
+/// ONNX layout: one matrix row per input channel), optional bias of O values; weight and
+/// bias as for Conv2d. Output size per axis:
+/// stride * (in - 1) + output_padding + (kernel - 1) * dilation + 1 - pad_begin - pad_end.
+pub struct ConvTranspose2d<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for ConvTranspose2d<'a> {
+  type Inner = ConvTranspose2d<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> ConvTranspose2d<'a> {
+  pub const VT_STRIDE_H: ::flatbuffers::VOffsetT = 4;
+  pub const VT_STRIDE_W: ::flatbuffers::VOffsetT = 6;
+  pub const VT_DILATION_H: ::flatbuffers::VOffsetT = 8;
+  pub const VT_DILATION_W: ::flatbuffers::VOffsetT = 10;
+  pub const VT_PAD_TOP: ::flatbuffers::VOffsetT = 12;
+  pub const VT_PAD_LEFT: ::flatbuffers::VOffsetT = 14;
+  pub const VT_PAD_BOTTOM: ::flatbuffers::VOffsetT = 16;
+  pub const VT_PAD_RIGHT: ::flatbuffers::VOffsetT = 18;
+  pub const VT_OUTPUT_PADDING_H: ::flatbuffers::VOffsetT = 20;
+  pub const VT_OUTPUT_PADDING_W: ::flatbuffers::VOffsetT = 22;
+  pub const VT_GROUPS: ::flatbuffers::VOffsetT = 24;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    ConvTranspose2d { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ConvTranspose2dArgs
+  ) -> ::flatbuffers::WIPOffset<ConvTranspose2d<'bldr>> {
+    let mut builder = ConvTranspose2dBuilder::new(_fbb);
+    builder.add_groups(args.groups);
+    builder.add_output_padding_w(args.output_padding_w);
+    builder.add_output_padding_h(args.output_padding_h);
+    builder.add_pad_right(args.pad_right);
+    builder.add_pad_bottom(args.pad_bottom);
+    builder.add_pad_left(args.pad_left);
+    builder.add_pad_top(args.pad_top);
+    builder.add_dilation_w(args.dilation_w);
+    builder.add_dilation_h(args.dilation_h);
+    builder.add_stride_w(args.stride_w);
+    builder.add_stride_h(args.stride_h);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn stride_h(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(ConvTranspose2d::VT_STRIDE_H, Some(1)).unwrap()}
+  }
+  #[inline]
+  pub fn stride_w(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(ConvTranspose2d::VT_STRIDE_W, Some(1)).unwrap()}
+  }
+  #[inline]
+  pub fn dilation_h(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(ConvTranspose2d::VT_DILATION_H, Some(1)).unwrap()}
+  }
+  #[inline]
+  pub fn dilation_w(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(ConvTranspose2d::VT_DILATION_W, Some(1)).unwrap()}
+  }
+  #[inline]
+  pub fn pad_top(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(ConvTranspose2d::VT_PAD_TOP, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn pad_left(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(ConvTranspose2d::VT_PAD_LEFT, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn pad_bottom(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(ConvTranspose2d::VT_PAD_BOTTOM, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn pad_right(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(ConvTranspose2d::VT_PAD_RIGHT, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn output_padding_h(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(ConvTranspose2d::VT_OUTPUT_PADDING_H, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn output_padding_w(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(ConvTranspose2d::VT_OUTPUT_PADDING_W, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn groups(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(ConvTranspose2d::VT_GROUPS, Some(1)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for ConvTranspose2d<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u32>("stride_h", Self::VT_STRIDE_H, false)?
+     .visit_field::<u32>("stride_w", Self::VT_STRIDE_W, false)?
+     .visit_field::<u32>("dilation_h", Self::VT_DILATION_H, false)?
+     .visit_field::<u32>("dilation_w", Self::VT_DILATION_W, false)?
+     .visit_field::<u32>("pad_top", Self::VT_PAD_TOP, false)?
+     .visit_field::<u32>("pad_left", Self::VT_PAD_LEFT, false)?
+     .visit_field::<u32>("pad_bottom", Self::VT_PAD_BOTTOM, false)?
+     .visit_field::<u32>("pad_right", Self::VT_PAD_RIGHT, false)?
+     .visit_field::<u32>("output_padding_h", Self::VT_OUTPUT_PADDING_H, false)?
+     .visit_field::<u32>("output_padding_w", Self::VT_OUTPUT_PADDING_W, false)?
+     .visit_field::<u32>("groups", Self::VT_GROUPS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ConvTranspose2dArgs {
+    pub stride_h: u32,
+    pub stride_w: u32,
+    pub dilation_h: u32,
+    pub dilation_w: u32,
+    pub pad_top: u32,
+    pub pad_left: u32,
+    pub pad_bottom: u32,
+    pub pad_right: u32,
+    pub output_padding_h: u32,
+    pub output_padding_w: u32,
+    pub groups: u32,
+}
+impl<'a> Default for ConvTranspose2dArgs {
+  #[inline]
+  fn default() -> Self {
+    ConvTranspose2dArgs {
+      stride_h: 1,
+      stride_w: 1,
+      dilation_h: 1,
+      dilation_w: 1,
+      pad_top: 0,
+      pad_left: 0,
+      pad_bottom: 0,
+      pad_right: 0,
+      output_padding_h: 0,
+      output_padding_w: 0,
+      groups: 1,
+    }
+  }
+}
+
+pub struct ConvTranspose2dBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ConvTranspose2dBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_stride_h(&mut self, stride_h: u32) {
+    self.fbb_.push_slot::<u32>(ConvTranspose2d::VT_STRIDE_H, stride_h, 1);
+  }
+  #[inline]
+  pub fn add_stride_w(&mut self, stride_w: u32) {
+    self.fbb_.push_slot::<u32>(ConvTranspose2d::VT_STRIDE_W, stride_w, 1);
+  }
+  #[inline]
+  pub fn add_dilation_h(&mut self, dilation_h: u32) {
+    self.fbb_.push_slot::<u32>(ConvTranspose2d::VT_DILATION_H, dilation_h, 1);
+  }
+  #[inline]
+  pub fn add_dilation_w(&mut self, dilation_w: u32) {
+    self.fbb_.push_slot::<u32>(ConvTranspose2d::VT_DILATION_W, dilation_w, 1);
+  }
+  #[inline]
+  pub fn add_pad_top(&mut self, pad_top: u32) {
+    self.fbb_.push_slot::<u32>(ConvTranspose2d::VT_PAD_TOP, pad_top, 0);
+  }
+  #[inline]
+  pub fn add_pad_left(&mut self, pad_left: u32) {
+    self.fbb_.push_slot::<u32>(ConvTranspose2d::VT_PAD_LEFT, pad_left, 0);
+  }
+  #[inline]
+  pub fn add_pad_bottom(&mut self, pad_bottom: u32) {
+    self.fbb_.push_slot::<u32>(ConvTranspose2d::VT_PAD_BOTTOM, pad_bottom, 0);
+  }
+  #[inline]
+  pub fn add_pad_right(&mut self, pad_right: u32) {
+    self.fbb_.push_slot::<u32>(ConvTranspose2d::VT_PAD_RIGHT, pad_right, 0);
+  }
+  #[inline]
+  pub fn add_output_padding_h(&mut self, output_padding_h: u32) {
+    self.fbb_.push_slot::<u32>(ConvTranspose2d::VT_OUTPUT_PADDING_H, output_padding_h, 0);
+  }
+  #[inline]
+  pub fn add_output_padding_w(&mut self, output_padding_w: u32) {
+    self.fbb_.push_slot::<u32>(ConvTranspose2d::VT_OUTPUT_PADDING_W, output_padding_w, 0);
+  }
+  #[inline]
+  pub fn add_groups(&mut self, groups: u32) {
+    self.fbb_.push_slot::<u32>(ConvTranspose2d::VT_GROUPS, groups, 1);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ConvTranspose2dBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ConvTranspose2dBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<ConvTranspose2d<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for ConvTranspose2d<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("ConvTranspose2d");
+      ds.field("stride_h", &self.stride_h());
+      ds.field("stride_w", &self.stride_w());
+      ds.field("dilation_h", &self.dilation_h());
+      ds.field("dilation_w", &self.dilation_w());
+      ds.field("pad_top", &self.pad_top());
+      ds.field("pad_left", &self.pad_left());
+      ds.field("pad_bottom", &self.pad_bottom());
+      ds.field("pad_right", &self.pad_right());
+      ds.field("output_padding_h", &self.output_padding_h());
+      ds.field("output_padding_w", &self.output_padding_w());
+      ds.field("groups", &self.groups());
+      ds.finish()
+  }
+}
+pub enum ResizeOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Resizes the last two axes of x [N, C, H, W] to the output tensor's shape, with ONNX
+/// Resize (opset 11-13) semantics. `scale_h` and `scale_w` are the scales the coordinate
+/// transform uses (the given scales, or output / input size).
+pub struct Resize<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Resize<'a> {
+  type Inner = Resize<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Resize<'a> {
+  pub const VT_MODE: ::flatbuffers::VOffsetT = 4;
+  pub const VT_COORDINATE_TRANSFORM: ::flatbuffers::VOffsetT = 6;
+  pub const VT_NEAREST_MODE: ::flatbuffers::VOffsetT = 8;
+  pub const VT_SCALE_H: ::flatbuffers::VOffsetT = 10;
+  pub const VT_SCALE_W: ::flatbuffers::VOffsetT = 12;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Resize { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ResizeArgs
+  ) -> ::flatbuffers::WIPOffset<Resize<'bldr>> {
+    let mut builder = ResizeBuilder::new(_fbb);
+    builder.add_scale_w(args.scale_w);
+    builder.add_scale_h(args.scale_h);
+    builder.add_nearest_mode(args.nearest_mode);
+    builder.add_coordinate_transform(args.coordinate_transform);
+    builder.add_mode(args.mode);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn mode(&self) -> ResizeMode {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<ResizeMode>(Resize::VT_MODE, Some(ResizeMode::Nearest)).unwrap()}
+  }
+  #[inline]
+  pub fn coordinate_transform(&self) -> CoordinateTransform {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<CoordinateTransform>(Resize::VT_COORDINATE_TRANSFORM, Some(CoordinateTransform::HalfPixel)).unwrap()}
+  }
+  #[inline]
+  pub fn nearest_mode(&self) -> NearestMode {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<NearestMode>(Resize::VT_NEAREST_MODE, Some(NearestMode::RoundPreferFloor)).unwrap()}
+  }
+  #[inline]
+  pub fn scale_h(&self) -> f32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f32>(Resize::VT_SCALE_H, Some(0.0)).unwrap()}
+  }
+  #[inline]
+  pub fn scale_w(&self) -> f32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f32>(Resize::VT_SCALE_W, Some(0.0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Resize<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<ResizeMode>("mode", Self::VT_MODE, false)?
+     .visit_field::<CoordinateTransform>("coordinate_transform", Self::VT_COORDINATE_TRANSFORM, false)?
+     .visit_field::<NearestMode>("nearest_mode", Self::VT_NEAREST_MODE, false)?
+     .visit_field::<f32>("scale_h", Self::VT_SCALE_H, false)?
+     .visit_field::<f32>("scale_w", Self::VT_SCALE_W, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ResizeArgs {
+    pub mode: ResizeMode,
+    pub coordinate_transform: CoordinateTransform,
+    pub nearest_mode: NearestMode,
+    pub scale_h: f32,
+    pub scale_w: f32,
+}
+impl<'a> Default for ResizeArgs {
+  #[inline]
+  fn default() -> Self {
+    ResizeArgs {
+      mode: ResizeMode::Nearest,
+      coordinate_transform: CoordinateTransform::HalfPixel,
+      nearest_mode: NearestMode::RoundPreferFloor,
+      scale_h: 0.0,
+      scale_w: 0.0,
+    }
+  }
+}
+
+pub struct ResizeBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ResizeBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_mode(&mut self, mode: ResizeMode) {
+    self.fbb_.push_slot::<ResizeMode>(Resize::VT_MODE, mode, ResizeMode::Nearest);
+  }
+  #[inline]
+  pub fn add_coordinate_transform(&mut self, coordinate_transform: CoordinateTransform) {
+    self.fbb_.push_slot::<CoordinateTransform>(Resize::VT_COORDINATE_TRANSFORM, coordinate_transform, CoordinateTransform::HalfPixel);
+  }
+  #[inline]
+  pub fn add_nearest_mode(&mut self, nearest_mode: NearestMode) {
+    self.fbb_.push_slot::<NearestMode>(Resize::VT_NEAREST_MODE, nearest_mode, NearestMode::RoundPreferFloor);
+  }
+  #[inline]
+  pub fn add_scale_h(&mut self, scale_h: f32) {
+    self.fbb_.push_slot::<f32>(Resize::VT_SCALE_H, scale_h, 0.0);
+  }
+  #[inline]
+  pub fn add_scale_w(&mut self, scale_w: f32) {
+    self.fbb_.push_slot::<f32>(Resize::VT_SCALE_W, scale_w, 0.0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ResizeBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ResizeBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Resize<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Resize<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Resize");
+      ds.field("mode", &self.mode());
+      ds.field("coordinate_transform", &self.coordinate_transform());
+      ds.field("nearest_mode", &self.nearest_mode());
+      ds.field("scale_h", &self.scale_h());
+      ds.field("scale_w", &self.scale_w());
+      ds.finish()
+  }
+}
+pub enum LrnOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Local response normalization across channels (axis 1):
+/// y = x / (bias + alpha / size * sum of x^2 over the window)^beta, the window running
+/// from c - floor((size - 1) / 2) to c + ceil((size - 1) / 2).
+pub struct Lrn<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Lrn<'a> {
+  type Inner = Lrn<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Lrn<'a> {
+  pub const VT_SIZE: ::flatbuffers::VOffsetT = 4;
+  pub const VT_ALPHA: ::flatbuffers::VOffsetT = 6;
+  pub const VT_BETA: ::flatbuffers::VOffsetT = 8;
+  pub const VT_BIAS: ::flatbuffers::VOffsetT = 10;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Lrn { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args LrnArgs
+  ) -> ::flatbuffers::WIPOffset<Lrn<'bldr>> {
+    let mut builder = LrnBuilder::new(_fbb);
+    builder.add_bias(args.bias);
+    builder.add_beta(args.beta);
+    builder.add_alpha(args.alpha);
+    builder.add_size(args.size);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn size(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(Lrn::VT_SIZE, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn alpha(&self) -> f32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f32>(Lrn::VT_ALPHA, Some(0.0001)).unwrap()}
+  }
+  #[inline]
+  pub fn beta(&self) -> f32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f32>(Lrn::VT_BETA, Some(0.75)).unwrap()}
+  }
+  #[inline]
+  pub fn bias(&self) -> f32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f32>(Lrn::VT_BIAS, Some(1.0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Lrn<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u32>("size", Self::VT_SIZE, false)?
+     .visit_field::<f32>("alpha", Self::VT_ALPHA, false)?
+     .visit_field::<f32>("beta", Self::VT_BETA, false)?
+     .visit_field::<f32>("bias", Self::VT_BIAS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct LrnArgs {
+    pub size: u32,
+    pub alpha: f32,
+    pub beta: f32,
+    pub bias: f32,
+}
+impl<'a> Default for LrnArgs {
+  #[inline]
+  fn default() -> Self {
+    LrnArgs {
+      size: 0,
+      alpha: 0.0001,
+      beta: 0.75,
+      bias: 1.0,
+    }
+  }
+}
+
+pub struct LrnBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> LrnBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_size(&mut self, size: u32) {
+    self.fbb_.push_slot::<u32>(Lrn::VT_SIZE, size, 0);
+  }
+  #[inline]
+  pub fn add_alpha(&mut self, alpha: f32) {
+    self.fbb_.push_slot::<f32>(Lrn::VT_ALPHA, alpha, 0.0001);
+  }
+  #[inline]
+  pub fn add_beta(&mut self, beta: f32) {
+    self.fbb_.push_slot::<f32>(Lrn::VT_BETA, beta, 0.75);
+  }
+  #[inline]
+  pub fn add_bias(&mut self, bias: f32) {
+    self.fbb_.push_slot::<f32>(Lrn::VT_BIAS, bias, 1.0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> LrnBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    LrnBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Lrn<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Lrn<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Lrn");
+      ds.field("size", &self.size());
+      ds.field("alpha", &self.alpha());
+      ds.field("beta", &self.beta());
+      ds.field("bias", &self.bias());
+      ds.finish()
+  }
+}
+pub enum ReduceOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Reduces the listed axes (distinct, in range); `keepdims` keeps them with size 1.
+pub struct Reduce<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Reduce<'a> {
+  type Inner = Reduce<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Reduce<'a> {
+  pub const VT_KIND: ::flatbuffers::VOffsetT = 4;
+  pub const VT_AXES: ::flatbuffers::VOffsetT = 6;
+  pub const VT_KEEPDIMS: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Reduce { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ReduceArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Reduce<'bldr>> {
+    let mut builder = ReduceBuilder::new(_fbb);
+    if let Some(x) = args.axes { builder.add_axes(x); }
+    builder.add_keepdims(args.keepdims);
+    builder.add_kind(args.kind);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn kind(&self) -> ReduceKind {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<ReduceKind>(Reduce::VT_KIND, Some(ReduceKind::Mean)).unwrap()}
+  }
+  #[inline]
+  pub fn axes(&self) -> ::flatbuffers::Vector<'a, u32> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u32>>>(Reduce::VT_AXES, None).unwrap()}
+  }
+  #[inline]
+  pub fn keepdims(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(Reduce::VT_KEEPDIMS, Some(false)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Reduce<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<ReduceKind>("kind", Self::VT_KIND, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u32>>>("axes", Self::VT_AXES, true)?
+     .visit_field::<bool>("keepdims", Self::VT_KEEPDIMS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ReduceArgs<'a> {
+    pub kind: ReduceKind,
+    pub axes: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u32>>>,
+    pub keepdims: bool,
+}
+impl<'a> Default for ReduceArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    ReduceArgs {
+      kind: ReduceKind::Mean,
+      axes: None, // required field
+      keepdims: false,
+    }
+  }
+}
+
+pub struct ReduceBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ReduceBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_kind(&mut self, kind: ReduceKind) {
+    self.fbb_.push_slot::<ReduceKind>(Reduce::VT_KIND, kind, ReduceKind::Mean);
+  }
+  #[inline]
+  pub fn add_axes(&mut self, axes: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Reduce::VT_AXES, axes);
+  }
+  #[inline]
+  pub fn add_keepdims(&mut self, keepdims: bool) {
+    self.fbb_.push_slot::<bool>(Reduce::VT_KEEPDIMS, keepdims, false);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ReduceBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ReduceBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Reduce<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    self.fbb_.required(o, Reduce::VT_AXES,"axes");
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Reduce<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Reduce");
+      ds.field("kind", &self.kind());
+      ds.field("axes", &self.axes());
+      ds.field("keepdims", &self.keepdims());
+      ds.finish()
+  }
+}
+pub enum LayerNormOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Normalizes over the axes from `axis` on: y = (x - mean) / sqrt(var + epsilon) * scale
+/// + bias. inputs: x, scale, optional bias, both shaped like x's trailing axes.
+pub struct LayerNorm<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for LayerNorm<'a> {
+  type Inner = LayerNorm<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> LayerNorm<'a> {
+  pub const VT_AXIS: ::flatbuffers::VOffsetT = 4;
+  pub const VT_EPSILON: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    LayerNorm { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args LayerNormArgs
+  ) -> ::flatbuffers::WIPOffset<LayerNorm<'bldr>> {
+    let mut builder = LayerNormBuilder::new(_fbb);
+    builder.add_epsilon(args.epsilon);
+    builder.add_axis(args.axis);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn axis(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(LayerNorm::VT_AXIS, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn epsilon(&self) -> f32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<f32>(LayerNorm::VT_EPSILON, Some(0.00001)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for LayerNorm<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u32>("axis", Self::VT_AXIS, false)?
+     .visit_field::<f32>("epsilon", Self::VT_EPSILON, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct LayerNormArgs {
+    pub axis: u32,
+    pub epsilon: f32,
+}
+impl<'a> Default for LayerNormArgs {
+  #[inline]
+  fn default() -> Self {
+    LayerNormArgs {
+      axis: 0,
+      epsilon: 0.00001,
+    }
+  }
+}
+
+pub struct LayerNormBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> LayerNormBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_axis(&mut self, axis: u32) {
+    self.fbb_.push_slot::<u32>(LayerNorm::VT_AXIS, axis, 0);
+  }
+  #[inline]
+  pub fn add_epsilon(&mut self, epsilon: f32) {
+    self.fbb_.push_slot::<f32>(LayerNorm::VT_EPSILON, epsilon, 0.00001);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> LayerNormBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    LayerNormBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<LayerNorm<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for LayerNorm<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("LayerNorm");
+      ds.field("axis", &self.axis());
+      ds.field("epsilon", &self.epsilon());
+      ds.finish()
+  }
+}
+pub enum SliceOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Strided slice of every axis (one entry per axis of the input). Indices are already
+/// resolved (no negative wrap-around); they are clamped as ONNX does: for step > 0 start
+/// and end to [0, dim], for step < 0 start to [0, dim - 1] and end to [-1, dim - 1].
+pub struct Slice<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Slice<'a> {
+  type Inner = Slice<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Slice<'a> {
+  pub const VT_STARTS: ::flatbuffers::VOffsetT = 4;
+  pub const VT_ENDS: ::flatbuffers::VOffsetT = 6;
+  pub const VT_STEPS: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Slice { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args SliceArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Slice<'bldr>> {
+    let mut builder = SliceBuilder::new(_fbb);
+    if let Some(x) = args.steps { builder.add_steps(x); }
+    if let Some(x) = args.ends { builder.add_ends(x); }
+    if let Some(x) = args.starts { builder.add_starts(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn starts(&self) -> ::flatbuffers::Vector<'a, i64> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i64>>>(Slice::VT_STARTS, None).unwrap()}
+  }
+  #[inline]
+  pub fn ends(&self) -> ::flatbuffers::Vector<'a, i64> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i64>>>(Slice::VT_ENDS, None).unwrap()}
+  }
+  #[inline]
+  pub fn steps(&self) -> ::flatbuffers::Vector<'a, i64> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i64>>>(Slice::VT_STEPS, None).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Slice<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i64>>>("starts", Self::VT_STARTS, true)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i64>>>("ends", Self::VT_ENDS, true)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i64>>>("steps", Self::VT_STEPS, true)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct SliceArgs<'a> {
+    pub starts: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i64>>>,
+    pub ends: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i64>>>,
+    pub steps: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i64>>>,
+}
+impl<'a> Default for SliceArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    SliceArgs {
+      starts: None, // required field
+      ends: None, // required field
+      steps: None, // required field
+    }
+  }
+}
+
+pub struct SliceBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> SliceBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_starts(&mut self, starts: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , i64>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Slice::VT_STARTS, starts);
+  }
+  #[inline]
+  pub fn add_ends(&mut self, ends: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , i64>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Slice::VT_ENDS, ends);
+  }
+  #[inline]
+  pub fn add_steps(&mut self, steps: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , i64>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Slice::VT_STEPS, steps);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> SliceBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    SliceBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Slice<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    self.fbb_.required(o, Slice::VT_STARTS,"starts");
+    self.fbb_.required(o, Slice::VT_ENDS,"ends");
+    self.fbb_.required(o, Slice::VT_STEPS,"steps");
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Slice<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Slice");
+      ds.field("starts", &self.starts());
+      ds.field("ends", &self.ends());
+      ds.field("steps", &self.steps());
+      ds.finish()
+  }
+}
+pub enum GatherOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Gathers along `axis` with constant indices (each in [0, dim)) of shape `indices_shape`:
+/// the output shape is x's with that axis replaced by `indices_shape`.
+pub struct Gather<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Gather<'a> {
+  type Inner = Gather<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Gather<'a> {
+  pub const VT_AXIS: ::flatbuffers::VOffsetT = 4;
+  pub const VT_INDICES: ::flatbuffers::VOffsetT = 6;
+  pub const VT_INDICES_SHAPE: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Gather { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args GatherArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Gather<'bldr>> {
+    let mut builder = GatherBuilder::new(_fbb);
+    if let Some(x) = args.indices_shape { builder.add_indices_shape(x); }
+    if let Some(x) = args.indices { builder.add_indices(x); }
+    builder.add_axis(args.axis);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn axis(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(Gather::VT_AXIS, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn indices(&self) -> ::flatbuffers::Vector<'a, i64> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, i64>>>(Gather::VT_INDICES, None).unwrap()}
+  }
+  #[inline]
+  pub fn indices_shape(&self) -> ::flatbuffers::Vector<'a, u32> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u32>>>(Gather::VT_INDICES_SHAPE, None).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Gather<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u32>("axis", Self::VT_AXIS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, i64>>>("indices", Self::VT_INDICES, true)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u32>>>("indices_shape", Self::VT_INDICES_SHAPE, true)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct GatherArgs<'a> {
+    pub axis: u32,
+    pub indices: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, i64>>>,
+    pub indices_shape: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u32>>>,
+}
+impl<'a> Default for GatherArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    GatherArgs {
+      axis: 0,
+      indices: None, // required field
+      indices_shape: None, // required field
+    }
+  }
+}
+
+pub struct GatherBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> GatherBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_axis(&mut self, axis: u32) {
+    self.fbb_.push_slot::<u32>(Gather::VT_AXIS, axis, 0);
+  }
+  #[inline]
+  pub fn add_indices(&mut self, indices: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , i64>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Gather::VT_INDICES, indices);
+  }
+  #[inline]
+  pub fn add_indices_shape(&mut self, indices_shape: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Gather::VT_INDICES_SHAPE, indices_shape);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> GatherBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    GatherBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Gather<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    self.fbb_.required(o, Gather::VT_INDICES,"indices");
+    self.fbb_.required(o, Gather::VT_INDICES_SHAPE,"indices_shape");
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Gather<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Gather");
+      ds.field("axis", &self.axis());
+      ds.field("indices", &self.indices());
+      ds.field("indices_shape", &self.indices_shape());
+      ds.finish()
+  }
+}
 pub enum NodeOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -3691,6 +5244,104 @@ impl<'a> Node<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn op_as_conv_transpose_2d(&self) -> Option<ConvTranspose2d<'a>> {
+    if self.op_type() == Op::ConvTranspose2d {
+      let u = self.op();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { ConvTranspose2d::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn op_as_resize(&self) -> Option<Resize<'a>> {
+    if self.op_type() == Op::Resize {
+      let u = self.op();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { Resize::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn op_as_lrn(&self) -> Option<Lrn<'a>> {
+    if self.op_type() == Op::Lrn {
+      let u = self.op();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { Lrn::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn op_as_reduce(&self) -> Option<Reduce<'a>> {
+    if self.op_type() == Op::Reduce {
+      let u = self.op();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { Reduce::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn op_as_layer_norm(&self) -> Option<LayerNorm<'a>> {
+    if self.op_type() == Op::LayerNorm {
+      let u = self.op();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { LayerNorm::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn op_as_slice(&self) -> Option<Slice<'a>> {
+    if self.op_type() == Op::Slice {
+      let u = self.op();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { Slice::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn op_as_gather(&self) -> Option<Gather<'a>> {
+    if self.op_type() == Op::Gather {
+      let u = self.op();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { Gather::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Node<'_> {
@@ -3714,6 +5365,13 @@ impl ::flatbuffers::Verifiable for Node<'_> {
           Op::Pad => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Pad>>("Op::Pad", pos),
           Op::Softmax => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Softmax>>("Op::Softmax", pos),
           Op::Unary => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Unary>>("Op::Unary", pos),
+          Op::ConvTranspose2d => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ConvTranspose2d>>("Op::ConvTranspose2d", pos),
+          Op::Resize => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Resize>>("Op::Resize", pos),
+          Op::Lrn => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Lrn>>("Op::Lrn", pos),
+          Op::Reduce => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Reduce>>("Op::Reduce", pos),
+          Op::LayerNorm => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<LayerNorm>>("Op::LayerNorm", pos),
+          Op::Slice => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Slice>>("Op::Slice", pos),
+          Op::Gather => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Gather>>("Op::Gather", pos),
           _ => Ok(()),
         }
      })?
@@ -3879,6 +5537,55 @@ impl ::core::fmt::Debug for Node<'_> {
         },
         Op::Unary => {
           if let Some(x) = self.op_as_unary() {
+            ds.field("op", &x)
+          } else {
+            ds.field("op", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Op::ConvTranspose2d => {
+          if let Some(x) = self.op_as_conv_transpose_2d() {
+            ds.field("op", &x)
+          } else {
+            ds.field("op", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Op::Resize => {
+          if let Some(x) = self.op_as_resize() {
+            ds.field("op", &x)
+          } else {
+            ds.field("op", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Op::Lrn => {
+          if let Some(x) = self.op_as_lrn() {
+            ds.field("op", &x)
+          } else {
+            ds.field("op", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Op::Reduce => {
+          if let Some(x) = self.op_as_reduce() {
+            ds.field("op", &x)
+          } else {
+            ds.field("op", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Op::LayerNorm => {
+          if let Some(x) = self.op_as_layer_norm() {
+            ds.field("op", &x)
+          } else {
+            ds.field("op", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Op::Slice => {
+          if let Some(x) = self.op_as_slice() {
+            ds.field("op", &x)
+          } else {
+            ds.field("op", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Op::Gather => {
+          if let Some(x) = self.op_as_gather() {
             ds.field("op", &x)
           } else {
             ds.field("op", &"InvalidFlatbuffer: Union discriminant does not match value.")

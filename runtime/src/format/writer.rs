@@ -10,7 +10,8 @@ use super::encode::{encode, EncodeError, EncodedWeights, OwnedSparsity, OwnedVal
 use super::fb;
 use super::footer::{seal, BLOB_ALIGN};
 use crate::graph::{
-    matrix_dims, Activation, BinaryKind, LayoutKind, Node, Op, PadMode, PoolKind, Storage,
+    matrix_dims, Activation, BinaryKind, CoordinateTransform, LayoutKind, NearestMode, Node, Op,
+    PadMode, PoolKind, ReduceKind, ResizeMode, Storage,
 };
 
 /// Format version written by this crate and the only one the loader reads.
@@ -122,7 +123,8 @@ impl ModelWriter {
     }
 
     /// Adds a constant from dense row-major `values`, stored with `encoding`. The matrix
-    /// view has `shape[0]` rows (one per output channel) and the remaining axes as columns.
+    /// view has `shape[0]` rows (one per output channel; per input channel for
+    /// ConvTranspose2d) and the remaining axes as columns.
     pub fn weight(
         &mut self,
         name: &str,
@@ -344,6 +346,15 @@ fn write_activation(act: Activation) -> fb::Activation {
         Activation::HardSwish => (fb::ActivationKind::HardSwish, 0.0, 0.0),
         Activation::LeakyRelu { alpha } => (fb::ActivationKind::LeakyRelu, alpha, 0.0),
         Activation::Tanh => (fb::ActivationKind::Tanh, 0.0, 0.0),
+        Activation::Sqrt => (fb::ActivationKind::Sqrt, 0.0, 0.0),
+        Activation::Exp => (fb::ActivationKind::Exp, 0.0, 0.0),
+        Activation::Abs => (fb::ActivationKind::Abs, 0.0, 0.0),
+        Activation::Neg => (fb::ActivationKind::Neg, 0.0, 0.0),
+        Activation::Erf => (fb::ActivationKind::Erf, 0.0, 0.0),
+        Activation::Gelu => (fb::ActivationKind::Gelu, 0.0, 0.0),
+        Activation::Reciprocal => (fb::ActivationKind::Reciprocal, 0.0, 0.0),
+        Activation::Softplus => (fb::ActivationKind::Softplus, 0.0, 0.0),
+        Activation::Elu { alpha } => (fb::ActivationKind::Elu, alpha, 0.0),
     };
     fb::Activation::new(kind, alpha, beta)
 }
@@ -414,6 +425,9 @@ fn write_op<'a>(
                 BinaryKind::Sub => fb::BinaryKind::Sub,
                 BinaryKind::Mul => fb::BinaryKind::Mul,
                 BinaryKind::Div => fb::BinaryKind::Div,
+                BinaryKind::Pow => fb::BinaryKind::Pow,
+                BinaryKind::Max => fb::BinaryKind::Max,
+                BinaryKind::Min => fb::BinaryKind::Min,
             };
             let args = fb::BinaryArgs { kind };
             (
@@ -468,6 +482,120 @@ fn write_op<'a>(
             fb::Op::Unary,
             fb::Unary::create(fbb, &fb::UnaryArgs {}).as_union_value(),
         ),
+        Op::ConvTranspose2d(c) => {
+            let args = fb::ConvTranspose2dArgs {
+                stride_h: u(c.stride[0])?,
+                stride_w: u(c.stride[1])?,
+                dilation_h: u(c.dilation[0])?,
+                dilation_w: u(c.dilation[1])?,
+                pad_top: u(c.pads[0])?,
+                pad_left: u(c.pads[1])?,
+                pad_bottom: u(c.pads[2])?,
+                pad_right: u(c.pads[3])?,
+                output_padding_h: u(c.output_padding[0])?,
+                output_padding_w: u(c.output_padding[1])?,
+                groups: u(c.groups)?,
+            };
+            (
+                fb::Op::ConvTranspose2d,
+                fb::ConvTranspose2d::create(fbb, &args).as_union_value(),
+            )
+        }
+        Op::Resize(r) => {
+            let args = fb::ResizeArgs {
+                mode: match r.mode {
+                    ResizeMode::Nearest => fb::ResizeMode::Nearest,
+                    ResizeMode::Linear => fb::ResizeMode::Linear,
+                },
+                coordinate_transform: match r.coordinate_transform {
+                    CoordinateTransform::HalfPixel => fb::CoordinateTransform::HalfPixel,
+                    CoordinateTransform::PytorchHalfPixel => {
+                        fb::CoordinateTransform::PytorchHalfPixel
+                    }
+                    CoordinateTransform::AlignCorners => fb::CoordinateTransform::AlignCorners,
+                    CoordinateTransform::Asymmetric => fb::CoordinateTransform::Asymmetric,
+                    CoordinateTransform::TfHalfPixelForNearest => {
+                        fb::CoordinateTransform::TfHalfPixelForNearest
+                    }
+                },
+                nearest_mode: match r.nearest_mode {
+                    NearestMode::RoundPreferFloor => fb::NearestMode::RoundPreferFloor,
+                    NearestMode::RoundPreferCeil => fb::NearestMode::RoundPreferCeil,
+                    NearestMode::Floor => fb::NearestMode::Floor,
+                    NearestMode::Ceil => fb::NearestMode::Ceil,
+                },
+                scale_h: r.scales[0],
+                scale_w: r.scales[1],
+            };
+            (
+                fb::Op::Resize,
+                fb::Resize::create(fbb, &args).as_union_value(),
+            )
+        }
+        Op::Lrn(l) => {
+            let args = fb::LrnArgs {
+                size: u(l.size)?,
+                alpha: l.alpha,
+                beta: l.beta,
+                bias: l.bias,
+            };
+            (fb::Op::Lrn, fb::Lrn::create(fbb, &args).as_union_value())
+        }
+        Op::Reduce(r) => {
+            let axes = to_u32s(&r.axes, &what)?;
+            let args = fb::ReduceArgs {
+                kind: match r.kind {
+                    ReduceKind::Mean => fb::ReduceKind::Mean,
+                    ReduceKind::Sum => fb::ReduceKind::Sum,
+                    ReduceKind::Max => fb::ReduceKind::Max,
+                    ReduceKind::Min => fb::ReduceKind::Min,
+                },
+                axes: Some(fbb.create_vector(&axes)),
+                keepdims: r.keepdims,
+            };
+            (
+                fb::Op::Reduce,
+                fb::Reduce::create(fbb, &args).as_union_value(),
+            )
+        }
+        Op::LayerNorm(l) => {
+            let args = fb::LayerNormArgs {
+                axis: u(l.axis)?,
+                epsilon: l.epsilon,
+            };
+            (
+                fb::Op::LayerNorm,
+                fb::LayerNorm::create(fbb, &args).as_union_value(),
+            )
+        }
+        Op::Slice(s) => {
+            let args = fb::SliceArgs {
+                starts: Some(fbb.create_vector(&s.starts)),
+                ends: Some(fbb.create_vector(&s.ends)),
+                steps: Some(fbb.create_vector(&s.steps)),
+            };
+            (
+                fb::Op::Slice,
+                fb::Slice::create(fbb, &args).as_union_value(),
+            )
+        }
+        Op::Gather(g) => {
+            // Indices are below an axis length, which the format stores as u32.
+            let indices: Vec<i64> = to_u32s(&g.indices, &what)?
+                .into_iter()
+                .map(i64::from)
+                .collect();
+            let indices_shape = to_u32s(&g.indices_shape, &what)?;
+            let args = fb::GatherArgs {
+                axis: u(g.axis)?,
+                indices: Some(fbb.create_vector(&indices)),
+                indices_shape: Some(fbb.create_vector(&indices_shape)),
+            };
+            (
+                fb::Op::Gather,
+                fb::Gather::create(fbb, &args).as_union_value(),
+            )
+        }
     })
 }
 

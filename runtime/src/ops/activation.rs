@@ -22,7 +22,28 @@ pub fn apply_one(act: Activation, x: f32) -> f32 {
             }
         }
         Activation::Tanh => libm::tanhf(x),
+        Activation::Sqrt => libm::sqrtf(x),
+        Activation::Exp => libm::expf(x),
+        Activation::Abs => x.abs(),
+        Activation::Neg => -x,
+        Activation::Erf => libm::erff(x),
+        Activation::Gelu => 0.5 * x * (1.0 + libm::erff(x / core::f32::consts::SQRT_2)),
+        Activation::Reciprocal => 1.0 / x,
+        Activation::Softplus => softplus(x),
+        Activation::Elu { alpha } => {
+            if x > 0.0 {
+                x
+            } else {
+                alpha * libm::expm1f(x)
+            }
+        }
     }
+}
+
+/// ln(1 + e^x) as `max(x, 0) + ln(1 + e^-|x|)`: `exp` never overflows, and for large |x|
+/// the result is exactly `x` or a tiny positive number instead of 0 or infinity.
+fn softplus(x: f32) -> f32 {
+    x.max(0.0) + libm::log1pf(libm::expf(-x.abs()))
 }
 
 /// Applies `act` to every value in place; used for `Op::Unary` and for fused activations
@@ -160,6 +181,95 @@ mod tests {
                 (2.0, 0.964_027_6),
                 (-100.0, -1.0),
             ],
+        );
+    }
+
+    #[test]
+    fn sqrt_exp_abs_neg_reciprocal() {
+        check(
+            Activation::Sqrt,
+            &[(4.0, 2.0), (2.0, core::f32::consts::SQRT_2), (0.0, 0.0)],
+        );
+        assert!(apply_one(Activation::Sqrt, -1.0).is_nan());
+        check(
+            Activation::Exp,
+            &[
+                (0.0, 1.0),
+                (1.0, core::f32::consts::E),
+                (-2.0, 0.135_335_28),
+            ],
+        );
+        check(Activation::Abs, &[(-2.5, 2.5), (0.0, 0.0), (3.0, 3.0)]);
+        check(Activation::Neg, &[(-2.5, 2.5), (0.0, 0.0), (3.0, -3.0)]);
+        check(Activation::Reciprocal, &[(4.0, 0.25), (-0.5, -2.0)]);
+        assert_eq!(apply_one(Activation::Reciprocal, 0.0), f32::INFINITY);
+    }
+
+    #[test]
+    fn erf_is_accurate() {
+        // erf from Python's math.erf (double precision), compared in f64.
+        let cases: [(f32, f64); 6] = [
+            (0.0, 0.0),
+            (0.1, 0.112_462_916_018_284_9),
+            (0.5, 0.520_499_877_813_046_5),
+            (1.0, 0.842_700_792_949_714_9),
+            (-2.0, -0.995_322_265_018_952_7),
+            (3.0, 0.999_977_909_503_001_4),
+        ];
+        for (x, want) in cases {
+            let got = apply_one(Activation::Erf, x);
+            let error = (f64::from(got) - want).abs();
+            assert!(error <= 1e-7, "erf({x}) = {got}, want {want}");
+        }
+    }
+
+    #[test]
+    fn gelu_is_exact() {
+        // 0.5 x (1 + erf(x / sqrt 2)), i.e. x * Phi(x): Phi(1) = 0.84134475, Phi(-1) =
+        // 0.15865525, Phi(2) = 0.97724987, Phi(-3) = 0.0013498980.
+        check(
+            Activation::Gelu,
+            &[
+                (0.0, 0.0),
+                (1.0, 0.841_344_8),
+                (-1.0, -0.158_655_25),
+                (2.0, 1.954_499_7),
+                (-3.0, -0.004_049_694),
+                (0.5, 0.345_731_23),
+            ],
+        );
+    }
+
+    #[test]
+    fn softplus_is_stable() {
+        // ln(1 + e^x): ln 2 at 0, 1.3132617 at 1, 0.3132617 at -1.
+        check(
+            Activation::Softplus,
+            &[
+                (0.0, core::f32::consts::LN_2),
+                (1.0, 1.313_261_7),
+                (-1.0, 0.313_261_7),
+                (20.0, 20.0),
+            ],
+        );
+        assert_eq!(apply_one(Activation::Softplus, 100.0), 100.0);
+        assert_eq!(apply_one(Activation::Softplus, 1000.0), 1000.0);
+        let tiny = apply_one(Activation::Softplus, -20.0);
+        assert!((tiny - 2.061_153_6e-9).abs() <= 1e-15, "{tiny}");
+        let tinier = apply_one(Activation::Softplus, -100.0);
+        assert!(tinier > 0.0 && tinier < 1e-40, "{tinier}");
+    }
+
+    #[test]
+    fn elu() {
+        // alpha (e^x - 1) below zero: e^-1 - 1 = -0.63212056, 0.5 (e^-2 - 1) = -0.43233236.
+        check(
+            Activation::Elu { alpha: 1.0 },
+            &[(-1.0, -0.632_120_56), (0.0, 0.0), (2.0, 2.0)],
+        );
+        check(
+            Activation::Elu { alpha: 0.5 },
+            &[(-2.0, -0.432_332_36), (-100.0, -0.5), (3.0, 3.0)],
         );
     }
 

@@ -1,4 +1,4 @@
-//! Element-wise Add, Sub, Mul and Div with numpy broadcasting.
+//! Element-wise Add, Sub, Mul, Div, Pow, Max and Min with numpy broadcasting.
 
 use alloc::vec::Vec;
 
@@ -28,7 +28,9 @@ pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     Some(out)
 }
 
-/// `out = a <kind> b`, with `a` and `b` broadcast to `out_shape`. Shapes must be verified:
+/// `out = a <kind> b`, with `a` and `b` broadcast to `out_shape`. `Pow` follows C `powf`
+/// (a negative base with a fractional exponent is NaN); `Max` and `Min` return the other
+/// operand when one is NaN. Shapes must be verified:
 /// `out_shape == broadcast_shape(a_shape, b_shape)` and every slice has its shape's length.
 pub fn binary(
     kind: BinaryKind,
@@ -49,6 +51,9 @@ pub fn binary(
         BinaryKind::Sub => broadcast_with(a, b, out, shapes, |x, y| x - y),
         BinaryKind::Mul => broadcast_with(a, b, out, shapes, |x, y| x * y),
         BinaryKind::Div => broadcast_with(a, b, out, shapes, |x, y| x / y),
+        BinaryKind::Pow => broadcast_with(a, b, out, shapes, libm::powf),
+        BinaryKind::Max => broadcast_with(a, b, out, shapes, f32::max),
+        BinaryKind::Min => broadcast_with(a, b, out, shapes, f32::min),
     }
 }
 
@@ -239,6 +244,58 @@ mod tests {
             run(BinaryKind::Div, &a, &shape, &b, &shape),
             [3.0, -0.75, -3.0, 0.0]
         );
+    }
+
+    #[test]
+    fn pow_max_min_broadcast() {
+        // [2, 2] against the row [2, 0.5]: a^b is 3^2, 4^0.5, (-2)^2, 9^0.5.
+        let a = [3.0, 4.0, -2.0, 9.0];
+        let b = [2.0, 0.5];
+        assert_eq!(
+            run(BinaryKind::Pow, &a, &[2, 2], &b, &[2]),
+            [9.0, 2.0, 4.0, 3.0]
+        );
+        assert_eq!(
+            run(BinaryKind::Max, &a, &[2, 2], &b, &[2]),
+            [3.0, 4.0, 2.0, 9.0]
+        );
+        assert_eq!(
+            run(BinaryKind::Min, &a, &[2, 2], &b, &[2]),
+            [2.0, 0.5, -2.0, 0.5]
+        );
+        // Column [1, 2] against row [0, 3, -1]: max and min over an outer product grid.
+        assert_eq!(
+            run(
+                BinaryKind::Max,
+                &[1.0, 2.0],
+                &[2, 1],
+                &[0.0, 3.0, -1.0],
+                &[1, 3]
+            ),
+            [1.0, 3.0, 1.0, 2.0, 3.0, 2.0]
+        );
+        assert_eq!(
+            run(
+                BinaryKind::Min,
+                &[1.0, 2.0],
+                &[2, 1],
+                &[0.0, 3.0, -1.0],
+                &[1, 3]
+            ),
+            [0.0, 1.0, -1.0, 0.0, 2.0, -1.0]
+        );
+        // 2^-1 = 0.5, 8^(1/3) = 2, x^0 = 1, and a negative base with a fractional power.
+        let got = run(
+            BinaryKind::Pow,
+            &[2.0, 8.0, 0.0, -8.0],
+            &[4],
+            &[-1.0, 1.0 / 3.0, 0.0, 0.5],
+            &[4],
+        );
+        assert_eq!(got[0], 0.5);
+        assert!((got[1] - 2.0).abs() < 1e-6);
+        assert_eq!(got[2], 1.0);
+        assert!(got[3].is_nan());
     }
 
     #[test]

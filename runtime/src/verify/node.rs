@@ -10,9 +10,13 @@ use super::invalid;
 use crate::error::{LoadError, Location};
 use crate::format::fb;
 use crate::graph::{
-    Activation, BinaryKind, Conv2d, LayoutData, Node, Op, Pad, PadMode, Pool2d, PoolKind, Storage,
-    Tensor,
+    element_count, Activation, BinaryKind, Conv2d, ConvTranspose2d, CoordinateTransform, Gather,
+    LayerNorm, LayoutData, Lrn, NearestMode, Node, Op, Pad, PadMode, Pool2d, PoolKind, Reduce,
+    ReduceKind, Resize, ResizeMode, Slice, Storage, Tensor,
 };
+use crate::ops::convtranspose::conv_transpose_output_len;
+use crate::ops::reduce::reduce_shape;
+use crate::ops::slice::slice_axis;
 use crate::ops::window::output_len;
 use crate::ops::{binary::broadcast_shape, matmul::matmul_output_shape};
 
@@ -75,6 +79,15 @@ fn decode_activation(a: Option<&fb::Activation>) -> Result<Activation, Reason> {
         fb::ActivationKind::HardSwish => Activation::HardSwish,
         fb::ActivationKind::LeakyRelu => Activation::LeakyRelu { alpha },
         fb::ActivationKind::Tanh => Activation::Tanh,
+        fb::ActivationKind::Sqrt => Activation::Sqrt,
+        fb::ActivationKind::Exp => Activation::Exp,
+        fb::ActivationKind::Abs => Activation::Abs,
+        fb::ActivationKind::Neg => Activation::Neg,
+        fb::ActivationKind::Erf => Activation::Erf,
+        fb::ActivationKind::Gelu => Activation::Gelu,
+        fb::ActivationKind::Reciprocal => Activation::Reciprocal,
+        fb::ActivationKind::Softplus => Activation::Softplus,
+        fb::ActivationKind::Elu => Activation::Elu { alpha },
         other => return Err(format!("unknown activation {}", other.0)),
     })
 }
@@ -122,6 +135,9 @@ fn decode_op(n: &fb::Node) -> Result<Op, Reason> {
                 fb::BinaryKind::Sub => BinaryKind::Sub,
                 fb::BinaryKind::Mul => BinaryKind::Mul,
                 fb::BinaryKind::Div => BinaryKind::Div,
+                fb::BinaryKind::Pow => BinaryKind::Pow,
+                fb::BinaryKind::Max => BinaryKind::Max,
+                fb::BinaryKind::Min => BinaryKind::Min,
                 other => return Err(format!("unknown binary kind {}", other.0)),
             })
         }
@@ -157,14 +173,108 @@ fn decode_op(n: &fb::Node) -> Result<Op, Reason> {
             axis: n.op_as_softmax().ok_or_else(missing)?.axis() as usize,
         },
         fb::Op::Unary => Op::Unary,
+        fb::Op::ConvTranspose2d => {
+            let c = n.op_as_conv_transpose_2d().ok_or_else(missing)?;
+            Op::ConvTranspose2d(ConvTranspose2d {
+                stride: [c.stride_h() as usize, c.stride_w() as usize],
+                dilation: [c.dilation_h() as usize, c.dilation_w() as usize],
+                pads: pads(c.pad_top(), c.pad_left(), c.pad_bottom(), c.pad_right()),
+                output_padding: [c.output_padding_h() as usize, c.output_padding_w() as usize],
+                groups: c.groups() as usize,
+            })
+        }
+        fb::Op::Resize => Op::Resize(decode_resize(n.op_as_resize().ok_or_else(missing)?)?),
+        fb::Op::Lrn => {
+            let l = n.op_as_lrn().ok_or_else(missing)?;
+            Op::Lrn(Lrn {
+                size: l.size() as usize,
+                alpha: l.alpha(),
+                beta: l.beta(),
+                bias: l.bias(),
+            })
+        }
+        fb::Op::Reduce => {
+            let r = n.op_as_reduce().ok_or_else(missing)?;
+            let kind = match r.kind() {
+                fb::ReduceKind::Mean => ReduceKind::Mean,
+                fb::ReduceKind::Sum => ReduceKind::Sum,
+                fb::ReduceKind::Max => ReduceKind::Max,
+                fb::ReduceKind::Min => ReduceKind::Min,
+                other => return Err(format!("unknown reduce kind {}", other.0)),
+            };
+            Op::Reduce(Reduce {
+                kind,
+                axes: r.axes().iter().map(|a| a as usize).collect(),
+                keepdims: r.keepdims(),
+            })
+        }
+        fb::Op::LayerNorm => {
+            let l = n.op_as_layer_norm().ok_or_else(missing)?;
+            Op::LayerNorm(LayerNorm {
+                axis: l.axis() as usize,
+                epsilon: l.epsilon(),
+            })
+        }
+        fb::Op::Slice => {
+            let s = n.op_as_slice().ok_or_else(missing)?;
+            Op::Slice(Slice {
+                starts: s.starts().iter().collect(),
+                ends: s.ends().iter().collect(),
+                steps: s.steps().iter().collect(),
+            })
+        }
+        fb::Op::Gather => {
+            let g = n.op_as_gather().ok_or_else(missing)?;
+            let indices = g
+                .indices()
+                .iter()
+                .map(|i| usize::try_from(i).map_err(|_| format!("index {i} is negative")))
+                .collect::<Result<_, _>>()?;
+            Op::Gather(Gather {
+                axis: g.axis() as usize,
+                indices,
+                indices_shape: g.indices_shape().iter().map(|d| d as usize).collect(),
+            })
+        }
         other => return Err(format!("unknown op {}", other.0)),
+    })
+}
+
+fn decode_resize(r: fb::Resize) -> Result<Resize, Reason> {
+    let mode = match r.mode() {
+        fb::ResizeMode::Nearest => ResizeMode::Nearest,
+        fb::ResizeMode::Linear => ResizeMode::Linear,
+        other => return Err(format!("unknown resize mode {}", other.0)),
+    };
+    let coordinate_transform = match r.coordinate_transform() {
+        fb::CoordinateTransform::HalfPixel => CoordinateTransform::HalfPixel,
+        fb::CoordinateTransform::PytorchHalfPixel => CoordinateTransform::PytorchHalfPixel,
+        fb::CoordinateTransform::AlignCorners => CoordinateTransform::AlignCorners,
+        fb::CoordinateTransform::Asymmetric => CoordinateTransform::Asymmetric,
+        fb::CoordinateTransform::TfHalfPixelForNearest => {
+            CoordinateTransform::TfHalfPixelForNearest
+        }
+        other => return Err(format!("unknown coordinate transform {}", other.0)),
+    };
+    let nearest_mode = match r.nearest_mode() {
+        fb::NearestMode::RoundPreferFloor => NearestMode::RoundPreferFloor,
+        fb::NearestMode::RoundPreferCeil => NearestMode::RoundPreferCeil,
+        fb::NearestMode::Floor => NearestMode::Floor,
+        fb::NearestMode::Ceil => NearestMode::Ceil,
+        other => return Err(format!("unknown nearest mode {}", other.0)),
+    };
+    Ok(Resize {
+        mode,
+        coordinate_transform,
+        nearest_mode,
+        scales: [r.scale_h(), r.scale_w()],
     })
 }
 
 /// Checks operand counts and kinds and the output shape.
 fn check(node: &Node, tensors: &[Tensor]) -> Result<(), Reason> {
     let (min_inputs, max_inputs) = match node.op {
-        Op::Conv2d(_) | Op::Linear => (2, 3),
+        Op::Conv2d(_) | Op::Linear | Op::ConvTranspose2d(_) | Op::LayerNorm(_) => (2, 3),
         Op::MatMul | Op::Binary(_) => (2, 2),
         Op::Concat { .. } => (1, usize::MAX),
         _ => (1, 1),
@@ -182,8 +292,10 @@ fn check(node: &Node, tensors: &[Tensor]) -> Result<(), Reason> {
     if output.constant.is_some() {
         return Err(format!("writes constant tensor '{}'", output.name));
     }
-    // Only the weight operand of Conv2d and Linear may be sparse or narrow.
-    let weight_slot = matches!(node.op, Op::Conv2d(_) | Op::Linear).then_some(1);
+    // Only the weight operand of Conv2d, ConvTranspose2d and Linear may be sparse or
+    // narrow; any operand may be an activation (weights are then read as dense f32).
+    let weight_slot =
+        matches!(node.op, Op::Conv2d(_) | Op::ConvTranspose2d(_) | Op::Linear).then_some(1);
     for (slot, &i) in node.inputs.iter().enumerate() {
         let t = &tensors[i];
         if let Some(c) = &t.constant {
@@ -194,11 +306,6 @@ fn check(node: &Node, tensors: &[Tensor]) -> Result<(), Reason> {
                     t.name
                 ));
             }
-        } else if weight_slot.is_some() && slot >= 1 {
-            return Err(format!(
-                "input {slot} '{}' must be a constant (weights and bias)",
-                t.name
-            ));
         }
     }
     let shape = |slot: usize| tensors[node.inputs[slot]].shape.as_slice();
@@ -392,5 +499,135 @@ fn output_shape<'t>(
             Ok(x.to_vec())
         }
         Op::Unary => Ok(shape(0).to_vec()),
+        Op::ConvTranspose2d(c) => {
+            let [n, ch, h, w] = rank4(shape(0), "input")?;
+            let [wc, og, kh, kw] = rank4(shape(1), "weight")?;
+            let g = c.groups;
+            if wc != ch || g == 0 || ch % g != 0 {
+                return Err(format!(
+                    "weight {:?} with {g} groups does not fit {ch} input channels",
+                    shape(1)
+                ));
+            }
+            let o = og.checked_mul(g).ok_or("output channels overflow")?;
+            bias_len(o)?;
+            let len = |axis: usize, input: usize, kernel: usize| {
+                conv_transpose_output_len(
+                    input,
+                    kernel,
+                    c.stride[axis],
+                    c.dilation[axis],
+                    [c.pads[axis], c.pads[axis + 2]],
+                    c.output_padding[axis],
+                )
+            };
+            match (len(0, h, kh), len(1, w, kw)) {
+                (Some(oh), Some(ow)) => Ok(vec![n, o, oh, ow]),
+                _ => Err(
+                    "stride, dilation, padding and output padding leave no output (or overflow)"
+                        .to_string(),
+                ),
+            }
+        }
+        Op::Resize(r) => {
+            let [n, c, _, _] = rank4(shape(0), "input")?;
+            let out = &tensors[node.outputs[0]].shape;
+            let [_, _, oh, ow] = rank4(out, "output")?;
+            if !r.scales.iter().all(|s| s.is_finite() && *s > 0.0) {
+                return Err(format!("scales {:?} must be finite and positive", r.scales));
+            }
+            Ok(vec![n, c, oh, ow])
+        }
+        Op::Lrn(l) => {
+            let x = shape(0);
+            if x.len() < 2 {
+                return Err(format!("input must have rank >= 2 (N, C, ...), got {x:?}"));
+            }
+            if l.size == 0 {
+                return Err("size must be at least 1".to_string());
+            }
+            Ok(x.to_vec())
+        }
+        Op::Reduce(r) => reduce_shape(shape(0), &r.axes, r.keepdims).ok_or_else(|| {
+            format!(
+                "axes {:?} must be distinct and below rank {}",
+                r.axes,
+                shape(0).len()
+            )
+        }),
+        Op::LayerNorm(l) => {
+            let x = shape(0);
+            if l.axis >= x.len() {
+                return Err(format!(
+                    "axis {} is out of range for rank {}",
+                    l.axis,
+                    x.len()
+                ));
+            }
+            let normalized = &x[l.axis..];
+            for (slot, what) in [(1, "scale"), (2, "bias")] {
+                if slot < node.inputs.len() && !same_ignoring_leading_ones(shape(slot), normalized)
+                {
+                    return Err(format!(
+                        "{what} has shape {:?}, expected {normalized:?}",
+                        shape(slot)
+                    ));
+                }
+            }
+            Ok(x.to_vec())
+        }
+        Op::Slice(s) => {
+            let x = shape(0);
+            let rank = x.len();
+            if s.starts.len() != rank || s.ends.len() != rank || s.steps.len() != rank {
+                return Err(format!(
+                    "starts {:?}, ends {:?} and steps {:?} must have one entry per axis ({rank})",
+                    s.starts, s.ends, s.steps
+                ));
+            }
+            (0..rank)
+                .map(|a| {
+                    slice_axis(x[a], s.starts[a], s.ends[a], s.steps[a])
+                        .map(|(_, count)| count)
+                        .ok_or_else(|| format!("step of axis {a} is 0"))
+                })
+                .collect()
+        }
+        Op::Gather(g) => {
+            let x = shape(0);
+            let Some(&dim) = x.get(g.axis) else {
+                return Err(format!(
+                    "axis {} is out of range for rank {}",
+                    g.axis,
+                    x.len()
+                ));
+            };
+            if element_count(&g.indices_shape) != Some(g.indices.len()) {
+                return Err(format!(
+                    "{} indices do not fill the indices shape {:?}",
+                    g.indices.len(),
+                    g.indices_shape
+                ));
+            }
+            if let Some(i) = g.indices.iter().find(|&&i| i >= dim) {
+                return Err(format!(
+                    "index {i} is out of range for axis {} of size {dim}",
+                    g.axis
+                ));
+            }
+            let mut out = x[..g.axis].to_vec();
+            out.extend_from_slice(&g.indices_shape);
+            out.extend_from_slice(&x[g.axis + 1..]);
+            Ok(out)
+        }
     }
+}
+
+/// Whether `a` and `b` are the same shape once leading 1s are dropped (so `[1, 4]` matches
+/// `[4]`): same elements in the same row-major order.
+fn same_ignoring_leading_ones(a: &[usize], b: &[usize]) -> bool {
+    fn strip(s: &[usize]) -> &[usize] {
+        &s[s.iter().position(|&d| d != 1).unwrap_or(s.len())..]
+    }
+    strip(a) == strip(b)
 }

@@ -4,7 +4,8 @@
 
 use lopper_runtime::format::{Encoding, ModelWriter};
 use lopper_runtime::graph::{
-    Activation, BinaryKind, Conv2d, LayoutKind, Op, Pool2d, PoolKind, Storage,
+    Activation, BinaryKind, Conv2d, ConvTranspose2d, CoordinateTransform, LayerNorm, LayoutKind,
+    Lrn, NearestMode, Op, Pool2d, PoolKind, Resize, ResizeMode, Storage,
 };
 use lopper_runtime::{Model, Session};
 
@@ -132,9 +133,9 @@ pub fn make_nm(values: &mut [f32], cols: usize, n: usize, m: usize) {
     }
 }
 
-/// A small CNN using convolution (dense, CSR, BSR, N:M, depthwise), pooling, residual Add,
-/// Concat, Reshape, Linear and Softmax, with int8 and f16 weights. Input `x [1, 3, 8, 8]`,
-/// output `probs [1, 10]`.
+/// A small CNN using convolution (dense, CSR, BSR, N:M, depthwise), transposed convolution,
+/// pooling, residual Add, Resize, LRN, Concat, Reshape, LayerNormalization, Linear and
+/// Softmax, with int8 and f16 weights. Input `x [1, 3, 8, 8]`, output `probs [1, 10]`.
 pub fn tiny_cnn() -> Vec<u8> {
     let mut rng = Rng::new(7);
     let mut w = ModelWriter::new("lopper tests");
@@ -233,15 +234,54 @@ pub fn tiny_cnn() -> Vec<u8> {
         enc(LayoutKind::NM { n: 2, m: 4 }, Storage::F32),
         Activation::Sigmoid,
     );
-    let cat = w.tensor("cat", &[1, 16, 4, 4]);
+    // Up with a sparse transposed convolution, back down with a bilinear resize, then LRN.
+    let ct_w = w
+        .weight(
+            "ct.w",
+            &[8, 4, 2, 2],
+            &rng.sparse_values(8 * 4 * 2 * 2, 0.6),
+            enc(LayoutKind::Csr, Storage::F16),
+        )
+        .unwrap();
+    let ct_b = w.constant("ct.b", &[4], &rng.values(4)).unwrap();
+    let ct = w.tensor("ct", &[1, 4, 8, 8]);
+    let up = ConvTranspose2d {
+        stride: [2, 2],
+        ..ConvTranspose2d::default()
+    };
+    w.node(
+        "ct",
+        Op::ConvTranspose2d(up),
+        &[sum, ct_w, ct_b],
+        &[ct],
+        Activation::Relu,
+    );
+    let down = w.tensor("down", &[1, 4, 4, 4]);
+    let resize = Resize {
+        mode: ResizeMode::Linear,
+        coordinate_transform: CoordinateTransform::HalfPixel,
+        nearest_mode: NearestMode::RoundPreferFloor,
+        scales: [0.5, 0.5],
+    };
+    w.node("down", Op::Resize(resize), &[ct], &[down], Activation::None);
+    let lrn = w.tensor("lrn", &[1, 4, 4, 4]);
+    let lrn_attrs = Lrn {
+        size: 3,
+        alpha: 1e-2,
+        beta: 0.75,
+        bias: 1.0,
+    };
+    w.node("lrn", Op::Lrn(lrn_attrs), &[down], &[lrn], Activation::None);
+
+    let cat = w.tensor("cat", &[1, 20, 4, 4]);
     w.node(
         "cat",
         Op::Concat { axis: 1 },
-        &[sum, c4],
+        &[sum, c4, lrn],
         &[cat],
         Activation::None,
     );
-    let gap = w.tensor("gap", &[1, 16, 1, 1]);
+    let gap = w.tensor("gap", &[1, 20, 1, 1]);
     w.node(
         "gap",
         Op::GlobalAveragePool,
@@ -249,14 +289,28 @@ pub fn tiny_cnn() -> Vec<u8> {
         &[gap],
         Activation::None,
     );
-    let flat = w.tensor("flat", &[1, 16]);
+    let flat = w.tensor("flat", &[1, 20]);
     w.node("flat", Op::Reshape, &[gap], &[flat], Activation::None);
-    let mut fc = rng.values(10 * 16);
-    make_nm(&mut fc, 16, 2, 4);
+    let ln_scale = w.constant("ln.scale", &[20], &rng.values(20)).unwrap();
+    let ln_bias = w.constant("ln.bias", &[20], &rng.values(20)).unwrap();
+    let norm = w.tensor("norm", &[1, 20]);
+    let ln = LayerNorm {
+        axis: 1,
+        epsilon: 1e-5,
+    };
+    w.node(
+        "ln",
+        Op::LayerNorm(ln),
+        &[flat, ln_scale, ln_bias],
+        &[norm],
+        Activation::None,
+    );
+    let mut fc = rng.values(10 * 20);
+    make_nm(&mut fc, 20, 2, 4);
     let fc_w = w
         .weight(
             "fc.w",
-            &[10, 16],
+            &[10, 20],
             &fc,
             enc(LayoutKind::NM { n: 2, m: 4 }, Storage::I8),
         )
@@ -266,7 +320,7 @@ pub fn tiny_cnn() -> Vec<u8> {
     w.node(
         "fc",
         Op::Linear,
-        &[flat, fc_w, fc_b],
+        &[norm, fc_w, fc_b],
         &[logits],
         Activation::None,
     );

@@ -1,0 +1,116 @@
+//! IR to `.lopper`, through the runtime's `ModelWriter`: weights of convolutions and linear
+//! layers get the requested storage, every other constant is dense f32. Only values that a
+//! node or the caller uses are written.
+
+use candle_core::DType;
+use lopper_runtime::format::{Encoding, ModelWriter};
+use lopper_runtime::graph::{LayoutKind, Op as Rt, Storage};
+
+use crate::ir::{Graph, Op};
+
+/// How to write weights.
+#[derive(Clone, Debug)]
+pub struct ExportOptions {
+    /// Storage of convolution and linear weights.
+    pub storage: Storage,
+    /// Producer string recorded in the file.
+    pub producer: String,
+    /// Extra metadata entries.
+    pub metadata: Vec<(String, String)>,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            storage: Storage::F32,
+            producer: format!("lopper {}", env!("CARGO_PKG_VERSION")),
+            metadata: Vec::new(),
+        }
+    }
+}
+
+/// Why the graph could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// An op that compaction should have removed is still there.
+    #[error("node '{node}': {op} has no runtime equivalent; run compaction first")]
+    NotRuntime {
+        /// Node name.
+        node: String,
+        /// Op name.
+        op: &'static str,
+    },
+    /// Reading a constant failed.
+    #[error("constant '{name}': {source}")]
+    Constant {
+        /// Value name.
+        name: String,
+        /// What candle reported.
+        source: candle_core::Error,
+    },
+    /// The writer refused something.
+    #[error(transparent)]
+    Write(#[from] lopper_runtime::format::WriteError),
+}
+
+/// Serialises `graph` into the bytes of a `.lopper` file.
+pub fn export(graph: &Graph, options: &ExportOptions) -> Result<Vec<u8>, ExportError> {
+    let mut w = ModelWriter::new(&options.producer);
+    for (k, v) in &options.metadata {
+        w.metadata(k, v);
+    }
+    let mut ids: Vec<Option<usize>> = vec![None; graph.values.len()];
+    for &v in &graph.inputs {
+        let value = &graph.values[v];
+        ids[v] = Some(w.input(&value.name, &value.shape));
+    }
+    for node in &graph.nodes {
+        let Op::Runtime(op) = &node.op else {
+            return Err(ExportError::NotRuntime {
+                node: node.name.clone(),
+                op: node.op.name(),
+            });
+        };
+        let weight_slot = matches!(op, Rt::Conv2d(_) | Rt::Linear).then_some(1);
+        let mut inputs = Vec::with_capacity(node.inputs.len());
+        for (slot, &v) in node.inputs.iter().enumerate() {
+            if ids[v].is_none() {
+                let value = &graph.values[v];
+                let data = value
+                    .constant
+                    .as_ref()
+                    .expect("nodes read inputs, constants or earlier outputs");
+                let values: Vec<f32> = data
+                    .to_dtype(DType::F32)
+                    .and_then(|t| t.flatten_all())
+                    .and_then(|t| t.to_vec1())
+                    .map_err(|source| ExportError::Constant {
+                        name: value.name.clone(),
+                        source,
+                    })?;
+                let encoding = if Some(slot) == weight_slot {
+                    Encoding {
+                        layout: LayoutKind::Dense,
+                        storage: options.storage,
+                    }
+                } else {
+                    Encoding::DENSE_F32
+                };
+                ids[v] = Some(w.weight(&value.name, &value.shape, &values, encoding)?);
+            }
+            inputs.push(ids[v].expect("just assigned"));
+        }
+        let mut outputs = Vec::with_capacity(node.outputs.len());
+        for &v in &node.outputs {
+            let value = &graph.values[v];
+            let id = w.tensor(&value.name, &value.shape);
+            ids[v] = Some(id);
+            outputs.push(id);
+        }
+        w.node(&node.name, op.clone(), &inputs, &outputs, node.activation);
+    }
+    for &v in &graph.outputs {
+        w.output(ids[v].expect("graph outputs are inputs or node outputs"));
+    }
+    Ok(w.finish()?)
+}
