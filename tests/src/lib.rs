@@ -93,6 +93,8 @@ pub struct Case {
     pub inputs: Vec<(String, Tensor)>,
     /// `output_N.pb` tensors.
     pub outputs: Vec<Tensor>,
+    /// Whether the model's inputs or outputs are float64 (read as f32 here).
+    pub float64: bool,
 }
 
 /// Reads a test case folder.
@@ -107,6 +109,12 @@ pub fn read_case(dir: &Path) -> Result<Case> {
         .map(|i| i.name().to_string())
         .filter(|n| !initializers.contains(&n.as_str()))
         .collect();
+    let float64 = graph.input.iter().chain(&graph.output).any(|v| {
+        matches!(
+            v.r#type.as_ref().and_then(|t| t.value.as_ref()),
+            Some(lopper_converter::onnx::proto::type_proto::Value::TensorType(t)) if t.elem_type() == 11
+        )
+    });
     let set = dir.join("test_data_set_0");
     let mut inputs = Vec::new();
     for (i, name) in names.iter().enumerate() {
@@ -131,5 +139,6 @@ pub fn read_case(dir: &Path) -> Result<Case> {
         model: model_path,
         inputs,
         outputs,
+        float64,
     })
 }

@@ -52,6 +52,9 @@ fn run_case(dir: &Path, storage: Storage, tol: (f32, f32)) -> Outcome {
         Ok(c) => c,
         Err(e) => return Outcome::Unsupported(format!("cannot read the case: {e:#}")),
     };
+    if case.float64 {
+        return Outcome::Unsupported("float64 data (the runtime computes in f32)".into());
+    }
     if case.outputs.iter().any(|t| t.dtype() != DType::F32)
         || case
             .inputs
@@ -136,7 +139,8 @@ fn classify(dir: &Path) -> (Vec<String>, bool) {
             .chain(&c.outputs)
             .filter(|t| t.dtype() == DType::F32)
             .map(|t| t.rank());
-        c.outputs.iter().all(|t| t.dtype() == DType::F32)
+        !c.float64
+            && c.outputs.iter().all(|t| t.dtype() == DType::F32)
             && float_ranks.into_iter().all(|r| r == 2 || r == 4)
     });
     (ops, core_ops && ranks_ok)
@@ -216,7 +220,7 @@ fn run_suite(storage: Storage, tol: (f32, f32)) {
         core_failures.join("\n")
     );
     assert!(
-        core_passed > 100,
+        core_passed >= 90,
         "only {core_passed} core cases ran: is the test data complete?"
     );
 }
@@ -224,4 +228,12 @@ fn run_suite(storage: Storage, tol: (f32, f32)) {
 #[test]
 fn onnx_backend_cases_f32() {
     run_suite(Storage::F32, (1e-5, 1e-4));
+}
+
+/// With f16 weights: each weight moves by up to 2^-11 of its magnitude, and the small
+/// test tensors sum at most a few hundred products, so outputs stay within 1e-2 absolute
+/// plus 1e-2 relative.
+#[test]
+fn onnx_backend_cases_f16() {
+    run_suite(Storage::F16, (1e-2, 1e-2));
 }

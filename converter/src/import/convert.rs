@@ -9,7 +9,7 @@ use lopper_runtime::ops::{binary::broadcast_shape, matmul::matmul_output_shape, 
 
 use super::fold::ints;
 use super::normalize::{axis, reshape_target, squeeze, unsqueeze, window_pads};
-use super::Importer;
+use super::{convert_more, Importer};
 use crate::ir::{Op, ValueId};
 use crate::onnx::proto::NodeProto;
 use crate::onnx::Attrs;
@@ -22,64 +22,99 @@ pub const SUPPORTED: &[&str] = &[
     "Add",
     "AveragePool",
     "BatchNormalization",
+    "Cast",
     "Clip",
     "Concat",
     "Conv",
+    "ConvTranspose",
     "Div",
     "Dropout",
     "Elu",
+    "Erf",
+    "Exp",
     "Flatten",
+    "Gather",
+    "Gelu",
     "Gemm",
     "GlobalAveragePool",
+    "GlobalMaxPool",
     "HardSigmoid",
     "HardSwish",
     "Identity",
+    "LayerNormalization",
     "LeakyRelu",
+    "LRN",
     "MatMul",
+    "Max",
     "MaxPool",
+    "Mean",
+    "Min",
     "Mul",
+    "Neg",
     "Pad",
+    "Pow",
+    "PRelu",
+    "Reciprocal",
+    "ReduceMax",
+    "ReduceMean",
+    "ReduceMin",
+    "ReduceSum",
     "Relu",
     "Reshape",
+    "Resize",
     "Sigmoid",
+    "Slice",
     "Softmax",
+    "Softplus",
+    "Split",
+    "Sqrt",
     "Squeeze",
     "Sub",
     "Sum",
     "Tanh",
     "Transpose",
     "Unsqueeze",
+    "Upsample",
 ];
 
 /// The node being converted, with its resolved inputs.
-struct Cx<'a> {
+pub(super) struct Cx<'a> {
     im: &'a mut Importer,
-    node: &'a NodeProto,
+    pub node: &'a NodeProto,
     name: &'a str,
-    inputs: &'a [Option<ValueId>],
+    pub inputs: &'a [Option<ValueId>],
     /// Intermediate values created so far, for unique names.
     temps: usize,
+    /// Values made by helpers for the caller to bind.
+    pub pending: Vec<ValueId>,
 }
 
 impl Cx<'_> {
-    fn input(&self, i: usize) -> Option<ValueId> {
+    /// Binds ONNX output `k` to `v`.
+    pub fn bind(&mut self, k: usize, v: ValueId) {
+        if let Some(name) = self.node.output.get(k).filter(|n| !n.is_empty()) {
+            self.im.names.insert(name.clone(), v);
+        }
+    }
+
+    pub fn input(&self, i: usize) -> Option<ValueId> {
         self.inputs.get(i).copied().flatten()
     }
 
-    fn req(&self, i: usize) -> Result<ValueId> {
+    pub fn req(&self, i: usize) -> Result<ValueId> {
         self.input(i).ok_or_else(|| format!("input {i} is missing"))
     }
 
-    fn shape(&self, v: ValueId) -> Vec<usize> {
+    pub fn shape(&self, v: ValueId) -> Vec<usize> {
         self.im.graph.shape(v).to_vec()
     }
 
-    fn constant(&self, v: ValueId) -> Option<&Tensor> {
+    pub fn constant(&self, v: ValueId) -> Option<&Tensor> {
         self.im.graph.constant_of(v)
     }
 
     /// Integer values of optional constant input `i`.
-    fn const_ints(&self, i: usize) -> Result<Option<Vec<i64>>> {
+    pub fn const_ints(&self, i: usize) -> Result<Option<Vec<i64>>> {
         match self.input(i) {
             None => Ok(None),
             Some(v) => match self.constant(v) {
@@ -90,7 +125,7 @@ impl Cx<'_> {
     }
 
     /// Float value of optional constant scalar input `i`.
-    fn const_scalar(&self, i: usize) -> Result<Option<f32>> {
+    pub fn const_scalar(&self, i: usize) -> Result<Option<f32>> {
         match self.input(i) {
             None => Ok(None),
             Some(v) => {
@@ -107,13 +142,13 @@ impl Cx<'_> {
         }
     }
 
-    fn new_constant(&mut self, suffix: &str, data: Tensor) -> ValueId {
+    pub fn new_constant(&mut self, suffix: &str, data: Tensor) -> ValueId {
         let name = format!("{}.{suffix}", self.name);
         self.im.graph.constant(&name, data)
     }
 
     /// Adds a node writing a fresh intermediate value.
-    fn temp(&mut self, op: Rt, inputs: Vec<ValueId>, shape: Vec<usize>) -> ValueId {
+    pub fn temp(&mut self, op: Rt, inputs: Vec<ValueId>, shape: Vec<usize>) -> ValueId {
         self.temps += 1;
         let name = format!("{}.{}", self.node.output[0], self.temps);
         let out = self.im.graph.activation(&name, shape);
@@ -125,24 +160,24 @@ impl Cx<'_> {
     }
 
     /// Adds the node that writes ONNX output 0.
-    fn emit(&mut self, op: Op, inputs: Vec<ValueId>, shape: Vec<usize>) -> ValueId {
+    pub fn emit(&mut self, op: Op, inputs: Vec<ValueId>, shape: Vec<usize>) -> ValueId {
         let out = self.im.graph.activation(&self.node.output[0], shape);
         self.im.graph.push(self.name, op, inputs, vec![out]);
         self.im.names.insert(self.node.output[0].clone(), out);
         out
     }
 
-    fn emit_rt(&mut self, op: Rt, inputs: Vec<ValueId>, shape: Vec<usize>) -> ValueId {
+    pub fn emit_rt(&mut self, op: Rt, inputs: Vec<ValueId>, shape: Vec<usize>) -> ValueId {
         self.emit(Op::Runtime(op), inputs, shape)
     }
 
     /// Binds ONNX output 0 to an existing value (Identity, Dropout).
-    fn alias(&mut self, v: ValueId) {
+    pub fn alias(&mut self, v: ValueId) {
         self.im.names.insert(self.node.output[0].clone(), v);
     }
 
     /// The activation on its own, as a Unary node.
-    fn unary(&mut self, act: Activation) -> Result<()> {
+    pub fn unary(&mut self, act: Activation) -> Result<()> {
         let x = self.req(0)?;
         let shape = self.shape(x);
         self.emit_rt(Rt::Unary, vec![x], shape);
@@ -151,7 +186,13 @@ impl Cx<'_> {
         Ok(())
     }
 
-    fn binary(&mut self, kind: BinaryKind, a: ValueId, b: ValueId, last: bool) -> Result<ValueId> {
+    pub fn binary(
+        &mut self,
+        kind: BinaryKind,
+        a: ValueId,
+        b: ValueId,
+        last: bool,
+    ) -> Result<ValueId> {
         let shape = broadcast_shape(&self.shape(a), &self.shape(b)).ok_or_else(|| {
             format!(
                 "shapes {:?} and {:?} do not broadcast",
@@ -166,7 +207,7 @@ impl Cx<'_> {
         })
     }
 
-    fn reshape(&mut self, x: ValueId, shape: Vec<usize>, last: bool) -> ValueId {
+    pub fn reshape(&mut self, x: ValueId, shape: Vec<usize>, last: bool) -> ValueId {
         if last {
             self.emit_rt(Rt::Reshape, vec![x], shape)
         } else {
@@ -174,7 +215,7 @@ impl Cx<'_> {
         }
     }
 
-    fn require_rank(&self, v: ValueId, rank: usize, what: &str) -> Result<()> {
+    pub fn require_rank(&self, v: ValueId, rank: usize, what: &str) -> Result<()> {
         let s = self.shape(v);
         if s.len() == rank {
             Ok(())
@@ -183,7 +224,7 @@ impl Cx<'_> {
         }
     }
 
-    fn opset(&self) -> i64 {
+    pub fn opset(&self) -> i64 {
         self.im.opset
     }
 }
@@ -202,16 +243,20 @@ pub fn convert(
         name,
         inputs,
         temps: 0,
+        pending: Vec::new(),
     };
     let op = node.op_type();
     let used_outputs = node.output.iter().skip(1).filter(|o| !o.is_empty()).count();
-    if used_outputs > 0 && !matches!(op, "Dropout") {
+    if used_outputs > 0 && !matches!(op, "Dropout" | "Split") {
         return Err(format!(
             "only the first output is supported, {used_outputs} more are used"
         ));
     }
     match op {
         "Identity" | "Dropout" => {
+            if cx.const_ints(2)?.is_some_and(|t| t.first() == Some(&1)) {
+                return Err("training mode is not supported".into());
+            }
             let x = cx.req(0)?;
             cx.alias(x);
             Ok(())
@@ -238,7 +283,36 @@ pub fn convert(
             };
             cx.unary(Activation::Clip { min, max })
         }
-        "Abs" | "Elu" => Err("needs a runtime op that is not available yet".into()),
+        _ if convert_more::activation(op, attrs)?.is_some() => {
+            let act = convert_more::activation(op, attrs)?.expect("checked");
+            cx.unary(act)
+        }
+        "Cast" => {
+            // TensorProto.DataType 1 float and 11 double are both f32 here; float16 would
+            // need rounding the runtime does not do.
+            if matches!(attrs.int("to", 0), 1 | 11) {
+                let x = cx.req(0)?;
+                cx.alias(x);
+                Ok(())
+            } else {
+                Err("casts to integer or 16-bit types are not supported at run time".into())
+            }
+        }
+        "Pow" => convert_more::variadic(&mut cx, BinaryKind::Pow),
+        "Max" => convert_more::variadic(&mut cx, BinaryKind::Max),
+        "Min" => convert_more::variadic(&mut cx, BinaryKind::Min),
+        "Mean" => convert_more::mean(&mut cx),
+        "PRelu" => convert_more::prelu(&mut cx),
+        "GlobalMaxPool" | "ReduceMean" | "ReduceSum" | "ReduceMax" | "ReduceMin" => {
+            convert_more::reduce(&mut cx, attrs, op)
+        }
+        "LRN" => convert_more::lrn(&mut cx, attrs),
+        "LayerNormalization" => convert_more::layer_norm(&mut cx, attrs),
+        "Slice" => convert_more::slice(&mut cx, attrs),
+        "Split" => convert_more::split(&mut cx, attrs),
+        "Gather" => convert_more::gather(&mut cx, attrs),
+        "ConvTranspose" => convert_more::conv_transpose(&mut cx, attrs),
+        "Resize" | "Upsample" => convert_more::resize(&mut cx, attrs, op == "Upsample"),
         "Add" | "Sub" | "Mul" | "Div" => {
             let kind = match op {
                 "Add" => BinaryKind::Add,
@@ -357,7 +431,7 @@ pub fn convert(
     }
 }
 
-fn pair(v: Option<&[i64]>, default: usize, what: &str) -> Result<[usize; 2]> {
+pub(super) fn pair(v: Option<&[i64]>, default: usize, what: &str) -> Result<[usize; 2]> {
     match v {
         None => Ok([default; 2]),
         Some([a, b]) if *a > 0 && *b > 0 => Ok([*a as usize, *b as usize]),

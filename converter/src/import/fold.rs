@@ -4,7 +4,9 @@
 
 use candle_core::{DType, Device, Tensor};
 
-use super::normalize::{axis, reshape_target, slice_axis, squeeze, unsqueeze};
+use lopper_runtime::ops::slice::slice_axis;
+
+use super::normalize::{axis, reshape_target, squeeze, unsqueeze};
 use crate::onnx::Attrs;
 
 type Result<T> = std::result::Result<T, String>;
@@ -232,9 +234,11 @@ pub fn fold(op: &str, attrs: &Attrs, opset: i64, inputs: &[Option<Tensor>]) -> R
             };
             for (i, &a) in axes_list.iter().enumerate() {
                 let step = p.steps.as_ref().map_or(1, |s| s[i]);
-                let s = slice_axis(out.dims()[a], p.starts[i], p.ends[i], step)?;
-                let index: Vec<i64> = (0..s.len as i64).map(|k| s.start + k * s.step).collect();
-                out = gather(&out, a, &index, &[s.len])?;
+                let dim = out.dims()[a];
+                let (start, end) = (wrap(p.starts[i], dim), wrap(p.ends[i], dim));
+                let (first, count) = slice_axis(dim, start, end, step).ok_or("slice step is 0")?;
+                let index: Vec<i64> = (0..count as i64).map(|k| first as i64 + k * step).collect();
+                out = gather(&out, a, &index, &[count])?;
             }
             out
         }
@@ -284,6 +288,15 @@ pub fn slice_params(attrs: &Attrs, opset: i64, inputs: &[Option<Tensor>]) -> Res
         axes: axes_list,
         steps,
     })
+}
+
+/// A negative slice bound counts from the end of an axis of `dim`.
+pub fn wrap(v: i64, dim: usize) -> i64 {
+    if v < 0 {
+        v.saturating_add(dim as i64)
+    } else {
+        v
+    }
 }
 
 /// `data` indexed along `axis` by `indices` (negative ones count from the end), with the

@@ -2,6 +2,7 @@
 //! ops with static shapes, and reports every node it cannot convert at once.
 
 mod convert;
+mod convert_more;
 mod fold;
 pub mod normalize;
 

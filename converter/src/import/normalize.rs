@@ -101,43 +101,6 @@ pub fn unsqueeze(input: &[usize], list: &[i64]) -> Result<Vec<usize>, String> {
         .collect())
 }
 
-/// One axis of a Slice after ONNX clamping: first index, step, and element count.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SliceAxis {
-    /// First index read.
-    pub start: i64,
-    /// Distance between indices (never 0).
-    pub step: i64,
-    /// Number of elements.
-    pub len: usize,
-}
-
-/// Clamps `start..end` by `step` on an axis of `dim` elements, as ONNX Slice does.
-pub fn slice_axis(dim: usize, start: i64, end: i64, step: i64) -> Result<SliceAxis, String> {
-    if step == 0 {
-        return Err("slice step is 0".into());
-    }
-    let d = dim as i64;
-    let fix = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
-    let (start, end) = (fix(start), fix(end));
-    let (start, end) = if step > 0 {
-        (start.clamp(0, d), end.clamp(0, d))
-    } else {
-        (start.clamp(0, (d - 1).max(0)), end.clamp(-1, d - 1))
-    };
-    let span = if step > 0 { end - start } else { start - end };
-    let len = if span <= 0 {
-        0
-    } else {
-        (span + step.abs() - 1) / step.abs()
-    };
-    Ok(SliceAxis {
-        start,
-        step,
-        len: len as usize,
-    })
-}
-
 /// Padding `[begin_h, begin_w, end_h, end_w]` for a 2-D window op from `auto_pad` or
 /// explicit `pads`.
 pub fn window_pads(
@@ -190,16 +153,6 @@ mod tests {
             Ok(vec![4, 3, 2])
         );
         assert!(reshape_target(&[2, 3, 4], &[5, -1], false).is_err());
-    }
-
-    #[test]
-    fn slice_clamping() {
-        // [0..10) step 3 -> 0, 3, 6, 9.
-        assert_eq!(slice_axis(10, 0, i64::MAX, 3).unwrap().len, 4);
-        // Reverse whole axis: start -1 -> 9, end i64::MIN -> -1.
-        let s = slice_axis(10, -1, i64::MIN, -1).unwrap();
-        assert_eq!((s.start, s.len), (9, 10));
-        assert_eq!(slice_axis(10, 5, 2, 1).unwrap().len, 0);
     }
 
     #[test]
