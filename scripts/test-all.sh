@@ -3,7 +3,9 @@
 # installs what is missing (the aarch64 cross toolchain, qemu), then
 #   1. cargo fmt --check
 #   2. cargo clippy --all-targets -D warnings (default and no_std features)
-#   3. the workspace tests on the host
+#   3. the workspace tests on the host, with the ONNX test data (Debian's libonnx-testdata),
+#      the onnx wheel's architecture models, the PP-OCR classifier and onnxruntime as the
+#      reference (pip packages in target/test-venv)
 #   4. the runtime's tests for aarch64-unknown-linux-gnu under qemu (NEON code paths)
 #   5. bare-metal builds of lopper-runtime for aarch64-unknown-none and thumbv7em-none-eabihf
 # Usage: scripts/test-all.sh
@@ -19,6 +21,8 @@ need_apt=()
 [ -e /usr/lib/rustlib/aarch64-unknown-linux-gnu ] || need_apt+=(libstd-rust-web-dev:arm64)
 command -v aarch64-linux-gnu-gcc >/dev/null || need_apt+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 command -v qemu-aarch64-static >/dev/null || need_apt+=(qemu-user-static)
+[ -d /usr/share/libonnx-testdata/data ] || need_apt+=(libonnx-testdata)
+python3 -m venv --help >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "installing ${need_apt[*]}"
   sudo=""
@@ -28,6 +32,20 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+# --- Python reference tools and model data -------------------------------------------------
+venv=target/test-venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import onnx, onnxruntime, rapidocr_onnxruntime" 2>/dev/null; then
+  step "installing onnx, onnxruntime and the PP-OCR models into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q onnx onnxruntime numpy
+  "$venv/bin/pip" install -q --no-deps rapidocr-onnxruntime==1.4.4
+fi
+site=$("$venv/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+export LOPPER_PYTHON="$PWD/$venv/bin/python"
+export LOPPER_ONNX_TESTDATA=/usr/share/libonnx-testdata/data
+export LOPPER_ONNX_LIGHT="$site/onnx/backend/test/data/light"
+export LOPPER_PPOCR_CLS="$site/rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx"
 
 HOST_CARGO="cargo"
 DEB=(env RUSTC=/usr/bin/rustc /usr/bin/cargo)

@@ -317,18 +317,19 @@ fn pad_constant(t: &Tensor, dim: usize, before: usize, after: usize, value: f32)
     if value == 0.0 {
         return Ok(t.pad_with_zeros(dim, before, after)?);
     }
-    let mut parts = Vec::with_capacity(3);
-    let mut block = |len: usize| -> OpResult<()> {
-        if len > 0 {
-            let mut dims = t.dims().to_vec();
-            dims[dim] = len;
-            parts.push(Tensor::full(value, dims, t.device())?);
-        }
-        Ok(())
+    let block = |len: usize| {
+        let mut dims = t.dims().to_vec();
+        dims[dim] = len;
+        Tensor::full(value, dims, t.device())
     };
-    block(before)?;
+    let mut parts = Vec::with_capacity(3);
+    if before > 0 {
+        parts.push(block(before)?);
+    }
     parts.push(t.clone());
-    block(after)?;
+    if after > 0 {
+        parts.push(block(after)?);
+    }
     Ok(Tensor::cat(&parts, dim)?)
 }
 

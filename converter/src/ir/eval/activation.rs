@@ -35,7 +35,9 @@ pub(super) fn apply(act: Activation, x: &Tensor) -> Result<Tensor> {
         Activation::Gelu => x.gelu_erf(),
         Activation::Reciprocal => x.recip(),
         // ln(1 + e^x) = max(x, 0) + ln(1 + e^-|x|).
-        Activation::Softplus => x.relu()?.add(&x.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()?),
+        Activation::Softplus => x
+            .relu()?
+            .add(&x.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()?),
         Activation::Elu { alpha } => {
             let negative = x.exp()?.affine(f64::from(alpha), -f64::from(alpha))?;
             x.gt(0f32)?.where_cond(x, &negative)
@@ -121,10 +123,13 @@ mod tests {
             Activation::Tanh,
             &[(0.0, 0.0), (0.5, 0.462_117_16), (-2.0, -0.964_027_6)],
         );
-        check(Activation::Sqrt, &[(0.0, 0.0), (2.0, 1.414_213_5), (9.0, 3.0)]);
+        check(
+            Activation::Sqrt,
+            &[(0.0, 0.0), (2.0, std::f32::consts::SQRT_2), (9.0, 3.0)],
+        );
         check(
             Activation::Exp,
-            &[(0.0, 1.0), (1.0, 2.718_281_8), (-2.0, 0.135_335_28)],
+            &[(0.0, 1.0), (1.0, std::f32::consts::E), (-2.0, 0.135_335_28)],
         );
         check(
             Activation::Erf,
@@ -140,7 +145,7 @@ mod tests {
         check(
             Activation::Softplus,
             &[
-                (0.0, 0.693_147_2),
+                (0.0, std::f32::consts::LN_2),
                 (1.0, 1.313_261_7),
                 (-3.0, 0.048_587_35),
                 (100.0, 100.0),

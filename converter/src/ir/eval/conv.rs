@@ -26,7 +26,9 @@ pub(super) fn conv2d(p: &Conv2d, args: &[Tensor]) -> OpResult {
         )));
     }
     let [top, left, bottom, right] = p.pads;
-    let x = x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?;
+    let x = x
+        .pad_with_zeros(2, top, bottom)?
+        .pad_with_zeros(3, left, right)?;
     let y = convolve(&x, w, p.stride, p.dilation, g)?;
     add_channel_bias(y, bias)
 }
@@ -63,7 +65,11 @@ pub(super) fn conv_transpose2d(p: &ConvTranspose2d, args: &[Tensor]) -> OpResult
         .transpose(1, 2)?
         .reshape((g * group_outputs, channels / g, kh, kw))?
         .flip(&[2, 3])?;
-    let kernel = spread(&spread(&kernel, 2, p.dilation[0] - 1)?, 3, p.dilation[1] - 1)?;
+    let kernel = spread(
+        &spread(&kernel, 2, p.dilation[0] - 1)?,
+        3,
+        p.dilation[1] - 1,
+    )?;
     let (eh, ew) = (kernel.dims()[2], kernel.dims()[3]);
     // Input spread by the stride and padded so that every tap that touches it counts: the
     // full output has `(H - 1) * stride + eh` rows.
@@ -123,7 +129,18 @@ fn convolve(
         )));
     }
     if stride[0] == stride[1] {
-        return Ok(x.conv2d(&w, 0, stride[0], dilation, groups)?);
+        // Drop trailing rows and columns no window reaches: candle's conv2d backward
+        // derives the input-gradient size from the height alone and fails when the two
+        // axes leave different remainders.
+        let s = stride[0];
+        let used = |len: usize, k: usize| {
+            let e = (k - 1) * dilation + 1;
+            (len - e) / s * s + e
+        };
+        let x = x
+            .narrow(2, 0, used(height, kh))?
+            .narrow(3, 0, used(width, kw))?;
+        return Ok(x.conv2d(&w, 0, s, dilation, groups)?);
     }
     let y = x.conv2d(&w, 0, 1, dilation, groups)?;
     subsample(&subsample(&y, 2, stride[0])?, 3, stride[1])
@@ -253,10 +270,7 @@ mod tests {
             ..Conv2d::default()
         };
         let k = t(&[1.; 4], &[1, 1, 2, 2]);
-        assert!(matches!(
-            conv2d(&p, &[x3x3(), k]),
-            Err(Fail::Invalid(_))
-        ));
+        assert!(matches!(conv2d(&p, &[x3x3(), k]), Err(Fail::Invalid(_))));
         let k = t(&[1.; 16], &[1, 1, 4, 4]);
         assert!(matches!(
             conv2d(&Conv2d::default(), &[x3x3(), k]),
@@ -289,9 +303,7 @@ mod tests {
             ..ConvTranspose2d::default()
         };
         let y = conv_transpose2d(&p, &[x, k, t(&[1.], &[1])]).unwrap();
-        let want = [
-            4., 5., 7., 4., 7., 5., 10., 13., 13., 1., 1., 1.,
-        ];
+        let want = [4., 5., 7., 4., 7., 5., 10., 13., 13., 1., 1., 1.];
         close(&y, &[1, 1, 4, 3], &want);
     }
 
@@ -303,8 +315,11 @@ mod tests {
             dilation: [1, 2],
             ..ConvTranspose2d::default()
         };
-        let y = conv_transpose2d(&p, &[t(&[1., 2.], &[1, 1, 1, 2]), t(&[1.; 3], &[1, 1, 1, 3])])
-            .unwrap();
+        let y = conv_transpose2d(
+            &p,
+            &[t(&[1., 2.], &[1, 1, 1, 2]), t(&[1.; 3], &[1, 1, 1, 3])],
+        )
+        .unwrap();
         close(&y, &[1, 1, 1, 6], &[1., 2., 1., 2., 1., 2.]);
         // Overlap: x = [1 2 3] (1x3), k = [1 10] (1x2), stride 1: [1, 12, 23, 30].
         // Two groups with one output channel each: channel 1 (x * 2) uses k = [-1 0].
@@ -315,11 +330,7 @@ mod tests {
             ..ConvTranspose2d::default()
         };
         let y = conv_transpose2d(&p, &[x, k]).unwrap();
-        close(
-            &y,
-            &[1, 2, 1, 4],
-            &[1., 12., 23., 30., -2., -4., -6., 0.],
-        );
+        close(&y, &[1, 2, 1, 4], &[1., 12., 23., 30., -2., -4., -6., 0.]);
     }
 
     #[test]

@@ -232,7 +232,10 @@ mod tests {
             [-1., -1., 1., 2., 3., -1.]
         );
         // numpy reflect of [1 2 3]: ... 3 2 | 1 2 3 | 2 1 ...
-        assert_eq!(pad_row(PadMode::Reflect, 2, 2), [3., 2., 1., 2., 3., 2., 1.]);
+        assert_eq!(
+            pad_row(PadMode::Reflect, 2, 2),
+            [3., 2., 1., 2., 3., 2., 1.]
+        );
         // Wider than the axis keeps bouncing: distances 5 4 3 2 1 before the first
         // element read 2 1 2 3 2 from the period-4 wave 1 2 3 2.
         assert_eq!(

@@ -191,6 +191,10 @@ mod tests {
         let b = t(&[0.5, 3., 2., 0.5, 0., -1.], &[6]);
         let y = binary(BinaryKind::Pow, &[a, b]).unwrap();
         close(&y, &[6], &[2., -8., 4., f32::NAN, 1., 0.5]);
+        // Broadcast exponents [2, 3] over rows of [[-1, 2], [3, -2]]: 1, 8, 9, -8.
+        let a = t(&[-1., 2., 3., -2.], &[2, 2]);
+        let y = binary(BinaryKind::Pow, &[a, t(&[2., 3.], &[2])]).unwrap();
+        close(&y, &[2, 2], &[1., 8., 9., -8.]);
     }
 
     #[test]
@@ -238,7 +242,7 @@ mod tests {
                     axes,
                     keepdims,
                 },
-                &[x.clone()],
+                std::slice::from_ref(&x),
             )
             .unwrap()
         };

@@ -134,7 +134,11 @@ mod tests {
         };
         let scale = t(&[1., 2., 1., 0.5], &[4]);
         let y = layer_norm(&p, &[x.clone(), scale, t(&[0., 1., 0., 0.], &[1, 4])]).unwrap();
-        close(&y, &[1, 4], &[-1.341_640_8, 0.105_572_8, 0.447_213_6, 0.670_820_4]);
+        close(
+            &y,
+            &[1, 4],
+            &[-1.341_640_8, 0.105_572_8, 0.447_213_6, 0.670_820_4],
+        );
         // Over both axes of [[0, 2], [10, 10]] ([1, 2, 2], axis 1): mean 5.5, variance
         // (30.25 + 12.25 + 20.25 * 2) / 4 = 20.75, std 4.5552168.
         let x2 = t(&[0., 2., 10., 10.], &[1, 2, 2]);
@@ -144,11 +148,7 @@ mod tests {
         };
         let y = layer_norm(&p, &[x2, t(&[1.; 4], &[2, 2])]).unwrap();
         let s = 4.555_217;
-        close(
-            &y,
-            &[1, 2, 2],
-            &[-5.5 / s, -3.5 / s, 4.5 / s, 4.5 / s],
-        );
+        close(&y, &[1, 2, 2], &[-5.5 / s, -3.5 / s, 4.5 / s, 4.5 / s]);
         assert!(layer_norm(&p, &[x, t(&[1.; 3], &[3])]).is_err());
     }
 
@@ -164,7 +164,7 @@ mod tests {
             beta: 1.0,
             bias: 1.0,
         };
-        let y = lrn(&p, &[x.clone()]).unwrap();
+        let y = lrn(&p, std::slice::from_ref(&x)).unwrap();
         close(&y, &[1, 4, 1, 1], &[1. / 6., 2. / 15., 0.1, 4. / 26.]);
         // Size 2 looks one channel ahead: sums 5, 13, 25, 16; alpha 2, beta 0.5, bias 2:
         // y = 1/sqrt(7), 2/sqrt(15), 3/sqrt(27), 4/sqrt(18).

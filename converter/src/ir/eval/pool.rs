@@ -100,12 +100,16 @@ impl Axis {
 
     /// Output length by the ONNX / PyTorch rule: `(len + pads - extent) / stride + 1`,
     /// rounded down, or up with `ceil_mode` unless the last window would then start in the
-    /// end padding. `None` when the window does not fit or a parameter is 0.
+    /// end padding. `None` when the window does not fit, a parameter is 0 or the output
+    /// would be empty.
     fn output_len(&self, ceil_mode: bool) -> Option<usize> {
         if self.kernel == 0 || self.stride == 0 || self.dilation == 0 {
             return None;
         }
-        let padded = self.len.checked_add(self.pad_begin)?.checked_add(self.pad_end)?;
+        let padded = self
+            .len
+            .checked_add(self.pad_begin)?
+            .checked_add(self.pad_end)?;
         let extent = (self.kernel - 1).checked_mul(self.dilation)? + 1;
         let span = padded.checked_sub(extent)?;
         let steps = if ceil_mode {
@@ -114,11 +118,12 @@ impl Axis {
             span / self.stride
         };
         let starts_in_end_padding = steps * self.stride >= self.len + self.pad_begin;
-        Some(if ceil_mode && starts_in_end_padding {
+        let out = if ceil_mode && starts_in_end_padding {
             steps
         } else {
             steps + 1
-        })
+        };
+        (out > 0).then_some(out)
     }
 
     /// Padded length the windows reach: one past the last tap of the last window.
@@ -291,7 +296,11 @@ mod tests {
     fn global_average() {
         // Channel means: (1 + 2 + 3 + 4) / 4 = 2.5 and (-4 + 0 + 8 + 0) / 4 = 1.
         let x = t(&[1., 2., 3., 4., -4., 0., 8., 0.], &[1, 2, 2, 2]);
-        close(&global_average_pool(&[x]).unwrap(), &[1, 2, 1, 1], &[2.5, 1.]);
+        close(
+            &global_average_pool(&[x]).unwrap(),
+            &[1, 2, 1, 1],
+            &[2.5, 1.],
+        );
     }
 
     #[test]
@@ -301,5 +310,11 @@ mod tests {
             pool2d(&p, &[x4x4_negative()]),
             Err(Fail::Invalid(_))
         ));
+        // An empty input whose only window starts in the end padding: ceil mode drops it,
+        // leaving no output.
+        let mut p = pool(PoolKind::Max, 2, 2, [0, 0, 2, 0]);
+        p.ceil_mode = true;
+        let empty = t(&[], &[1, 1, 0, 4]);
+        assert!(matches!(pool2d(&p, &[empty]), Err(Fail::Invalid(_))));
     }
 }

@@ -269,7 +269,17 @@ mod tests {
     fn nearest_modes() {
         let x = [10., 11., 12., 13.];
         // Halving with half_pixel lands between inputs: (x + 0.5) * 2 - 0.5 = 0.5, 2.5.
-        let halve = |m| run(ResizeMode::Nearest, HalfPixel, m, &x, [1, 4], [1, 2], [1., 0.5]);
+        let halve = |m| {
+            run(
+                ResizeMode::Nearest,
+                HalfPixel,
+                m,
+                &x,
+                [1, 4],
+                [1, 2],
+                [1., 0.5],
+            )
+        };
         assert_eq!(halve(RoundPreferFloor), [10., 12.]);
         assert_eq!(halve(Floor), [10., 12.]);
         assert_eq!(halve(RoundPreferCeil), [11., 13.]);
