@@ -266,3 +266,124 @@ fn remove_dead_nodes(graph: &mut Graph, stats: &mut CompactStats) {
         stats.dead_nodes_removed += removed;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor};
+    use lopper_runtime::graph::Conv2d;
+
+    use super::*;
+    use crate::ir::eval;
+
+    fn t(values: &[f32], shape: &[usize]) -> Tensor {
+        Tensor::from_vec(values.to_vec(), shape, &Device::Cpu).unwrap()
+    }
+
+    fn seq(n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|i| ((i * 37 % 11) as f32 - 5.0) * scale).collect()
+    }
+
+    /// Runs `graph` before and after compaction on the same input; they must agree.
+    fn same_outputs(mut graph: Graph, input: Tensor) -> (Graph, CompactStats) {
+        let before = eval(&graph, &[input.clone()]).unwrap();
+        let stats = compact(&mut graph).unwrap();
+        let after = eval(&graph, &[input]).unwrap();
+        for (b, a) in before.iter().zip(&after) {
+            let diff = b.sub(a).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+            assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+        }
+        (graph, stats)
+    }
+
+    /// x -> Conv (2 out channels) -> BatchNorm -> Relu -> y, plus a dead branch.
+    fn conv_bn_relu() -> Graph {
+        let mut g = Graph::default();
+        let x = g.activation("x", vec![1, 1, 3, 3]);
+        g.inputs.push(x);
+        let w = g.constant("w", t(&seq(8, 0.3), &[2, 1, 2, 2]));
+        let c = g.activation("c", vec![1, 2, 2, 2]);
+        g.push("conv", Op::Runtime(Rt::Conv2d(Conv2d::default())), vec![x, w], vec![c]);
+        let params: Vec<ValueId> = [[1.5f32, -0.5], [0.1, 0.2], [0.3, -0.4], [2.0, 0.5]]
+            .iter()
+            .enumerate()
+            .map(|(i, p)| g.constant(&format!("bn{i}"), t(p, &[2])))
+            .collect();
+        let b = g.activation("b", vec![1, 2, 2, 2]);
+        let mut inputs = vec![c];
+        inputs.extend(params);
+        g.push("bn", Op::BatchNorm { epsilon: 1e-5 }, inputs, vec![b]);
+        let y = g.activation("y", vec![1, 2, 2, 2]);
+        g.push("relu", Op::Runtime(Rt::Unary), vec![b], vec![y]);
+        g.nodes[2].activation = Activation::Relu;
+        let dead = g.activation("dead", vec![1, 2, 2, 2]);
+        g.push("dead", Op::Runtime(Rt::Unary), vec![b], vec![dead]);
+        g.outputs.push(y);
+        g
+    }
+
+    #[test]
+    fn batch_norm_folds_into_conv_and_relu_fuses() {
+        let x = t(&seq(9, 0.7), &[1, 1, 3, 3]);
+        let (g, stats) = same_outputs(conv_bn_relu(), x);
+        assert_eq!(stats.dead_nodes_removed, 1);
+        assert_eq!(stats.batch_norms_folded, 1);
+        assert_eq!(stats.activations_fused, 1);
+        assert_eq!(g.nodes.len(), 1, "one conv with bias and relu is left");
+        assert_eq!(g.nodes[0].activation, Activation::Relu);
+        assert_eq!(g.nodes[0].inputs.len(), 3);
+    }
+
+    #[test]
+    fn batch_norm_without_a_layer_becomes_mul_and_add() {
+        let mut g = Graph::default();
+        let x = g.activation("x", vec![1, 2, 2, 2]);
+        g.inputs.push(x);
+        let params: Vec<ValueId> = (0..4)
+            .map(|i| g.constant(&format!("p{i}"), t(&[1.0 + i as f32, 0.5], &[2])))
+            .collect();
+        let y = g.activation("y", vec![1, 2, 2, 2]);
+        let mut inputs = vec![x];
+        inputs.extend(params);
+        g.push("bn", Op::BatchNorm { epsilon: 1e-3 }, inputs, vec![y]);
+        g.outputs.push(y);
+        let (g, stats) = same_outputs(g, t(&seq(8, 0.9), &[1, 2, 2, 2]));
+        assert_eq!(stats.batch_norms_lowered, 1);
+        let ops: Vec<&str> = g.nodes.iter().map(|n| n.op.name()).collect();
+        assert_eq!(ops, ["Mul", "Add"]);
+    }
+
+    #[test]
+    fn constant_add_after_linear_becomes_its_bias() {
+        let mut g = Graph::default();
+        let x = g.activation("x", vec![2, 3]);
+        g.inputs.push(x);
+        let w = g.constant("w", t(&seq(12, 0.2), &[4, 3]));
+        let l = g.activation("l", vec![2, 4]);
+        g.push("fc", Op::Runtime(Rt::Linear), vec![x, w], vec![l]);
+        let c = g.constant("c", t(&[1.0, -2.0, 3.0, 0.5], &[4]));
+        let y = g.activation("y", vec![2, 4]);
+        g.push("add", Op::Runtime(Rt::Binary(BinaryKind::Add)), vec![l, c], vec![y]);
+        g.outputs.push(y);
+        let (g, stats) = same_outputs(g, t(&seq(6, 0.5), &[2, 3]));
+        assert_eq!(stats.biases_folded, 1);
+        assert_eq!(g.nodes.len(), 1);
+        assert_eq!(g.nodes[0].inputs.len(), 3);
+    }
+
+    #[test]
+    fn an_add_of_a_full_tensor_is_not_a_bias() {
+        let mut g = Graph::default();
+        let x = g.activation("x", vec![2, 3]);
+        g.inputs.push(x);
+        let w = g.constant("w", t(&seq(12, 0.2), &[4, 3]));
+        let l = g.activation("l", vec![2, 4]);
+        g.push("fc", Op::Runtime(Rt::Linear), vec![x, w], vec![l]);
+        let c = g.constant("c", t(&seq(8, 1.0), &[2, 4]));
+        let y = g.activation("y", vec![2, 4]);
+        g.push("add", Op::Runtime(Rt::Binary(BinaryKind::Add)), vec![l, c], vec![y]);
+        g.outputs.push(y);
+        let (g, stats) = same_outputs(g, t(&seq(6, 0.5), &[2, 3]));
+        assert_eq!(stats.biases_folded, 0);
+        assert_eq!(g.nodes.len(), 2);
+    }
+}
