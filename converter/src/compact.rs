@@ -131,6 +131,7 @@ fn fold_batch_norms(graph: &mut Graph, stats: &mut CompactStats) -> candle_core:
             let name = format!("{}.weight", graph.nodes[layer].name);
             graph.nodes[layer].inputs[1] = graph.constant(&name, w);
             set_bias(graph, layer, bias);
+            graph.nodes[layer].activation = node.activation;
             bypass(graph, layer, i);
             stats.batch_norms_folded += 1;
             continue;
@@ -280,16 +281,26 @@ mod tests {
     }
 
     fn seq(n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|i| ((i * 37 % 11) as f32 - 5.0) * scale).collect()
+        (0..n)
+            .map(|i| ((i * 37 % 11) as f32 - 5.0) * scale)
+            .collect()
     }
 
     /// Runs `graph` before and after compaction on the same input; they must agree.
     fn same_outputs(mut graph: Graph, input: Tensor) -> (Graph, CompactStats) {
-        let before = eval(&graph, &[input.clone()]).unwrap();
+        let before = eval(&graph, std::slice::from_ref(&input)).unwrap();
         let stats = compact(&mut graph).unwrap();
         let after = eval(&graph, &[input]).unwrap();
         for (b, a) in before.iter().zip(&after) {
-            let diff = b.sub(a).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+            let diff = b
+                .sub(a)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap();
             assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
         }
         (graph, stats)
@@ -302,7 +313,12 @@ mod tests {
         g.inputs.push(x);
         let w = g.constant("w", t(&seq(8, 0.3), &[2, 1, 2, 2]));
         let c = g.activation("c", vec![1, 2, 2, 2]);
-        g.push("conv", Op::Runtime(Rt::Conv2d(Conv2d::default())), vec![x, w], vec![c]);
+        g.push(
+            "conv",
+            Op::Runtime(Rt::Conv2d(Conv2d::default())),
+            vec![x, w],
+            vec![c],
+        );
         let params: Vec<ValueId> = [[1.5f32, -0.5], [0.1, 0.2], [0.3, -0.4], [2.0, 0.5]]
             .iter()
             .enumerate()
@@ -362,7 +378,12 @@ mod tests {
         g.push("fc", Op::Runtime(Rt::Linear), vec![x, w], vec![l]);
         let c = g.constant("c", t(&[1.0, -2.0, 3.0, 0.5], &[4]));
         let y = g.activation("y", vec![2, 4]);
-        g.push("add", Op::Runtime(Rt::Binary(BinaryKind::Add)), vec![l, c], vec![y]);
+        g.push(
+            "add",
+            Op::Runtime(Rt::Binary(BinaryKind::Add)),
+            vec![l, c],
+            vec![y],
+        );
         g.outputs.push(y);
         let (g, stats) = same_outputs(g, t(&seq(6, 0.5), &[2, 3]));
         assert_eq!(stats.biases_folded, 1);
@@ -380,7 +401,12 @@ mod tests {
         g.push("fc", Op::Runtime(Rt::Linear), vec![x, w], vec![l]);
         let c = g.constant("c", t(&seq(8, 1.0), &[2, 4]));
         let y = g.activation("y", vec![2, 4]);
-        g.push("add", Op::Runtime(Rt::Binary(BinaryKind::Add)), vec![l, c], vec![y]);
+        g.push(
+            "add",
+            Op::Runtime(Rt::Binary(BinaryKind::Add)),
+            vec![l, c],
+            vec![y],
+        );
         g.outputs.push(y);
         let (g, stats) = same_outputs(g, t(&seq(6, 0.5), &[2, 3]));
         assert_eq!(stats.biases_folded, 0);
