@@ -1,18 +1,23 @@
 //! IR to `.lopper`, through the runtime's `ModelWriter`: weights of convolutions and linear
-//! layers get the requested storage, every other constant is dense f32. Only values that a
-//! node or the caller uses are written.
+//! layers get the requested storage and, with `sparse`, the layout
+//! [`choose_layout`](crate::prune::layout::choose_layout) picks from their zeros; every
+//! other constant is dense f32. Only values that a node or the caller uses are written.
 
 use candle_core::DType;
 use lopper_runtime::format::{Encoding, ModelWriter};
-use lopper_runtime::graph::{LayoutKind, Op as Rt, Storage};
+use lopper_runtime::graph::{matrix_dims, LayoutKind, Op as Rt, Storage};
 
 use crate::ir::{Graph, Op};
+use crate::prune::layout::choose_layout;
 
 /// How to write weights.
 #[derive(Clone, Debug)]
 pub struct ExportOptions {
     /// Storage of convolution and linear weights.
     pub storage: Storage,
+    /// Store convolution and linear weights sparse (CSR, BSR 4x1 or 2:4) where they have
+    /// enough zeros to win; dense otherwise. Weights without zeros are always dense.
+    pub sparse: bool,
     /// Producer string recorded in the file.
     pub producer: String,
     /// Extra metadata entries.
@@ -23,6 +28,7 @@ impl Default for ExportOptions {
     fn default() -> Self {
         ExportOptions {
             storage: Storage::F32,
+            sparse: true,
             producer: format!("lopper {}", env!("CARGO_PKG_VERSION")),
             metadata: Vec::new(),
         }
@@ -89,8 +95,12 @@ pub fn export(graph: &Graph, options: &ExportOptions) -> Result<Vec<u8>, ExportE
                         source,
                     })?;
                 let encoding = if Some(slot) == weight_slot {
+                    let layout = match matrix_dims(&value.shape) {
+                        Some((rows, cols)) if options.sparse => choose_layout(&values, rows, cols),
+                        _ => LayoutKind::Dense,
+                    };
                     Encoding {
-                        layout: LayoutKind::Dense,
+                        layout,
                         storage: options.storage,
                     }
                 } else {

@@ -3,6 +3,7 @@
 
 pub mod compact;
 pub mod export;
+pub mod export_onnx;
 pub mod files;
 pub mod import;
 pub mod inspect;
@@ -10,3 +11,5 @@ pub mod ir;
 pub mod npy;
 pub mod onnx;
 pub mod pipeline;
+pub mod prune;
+pub mod report;

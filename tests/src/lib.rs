@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor};
 use lopper_converter::export::ExportOptions;
 use lopper_converter::import::ImportOptions;
+use lopper_converter::npy;
 use lopper_converter::onnx::load_tensor;
 use lopper_converter::pipeline::{convert_file, ConvertOptions};
 use lopper_runtime::graph::Storage;
@@ -141,4 +142,35 @@ pub fn read_case(dir: &Path) -> Result<Case> {
         outputs,
         float64,
     })
+}
+
+/// Runs `model` in onnxruntime (through `LOPPER_PYTHON`, a Python with onnxruntime, set by
+/// `scripts/test-all.sh`) on one input and returns output 0.
+pub fn onnxruntime(model: &Path, input_name: &str, input: &[f32], shape: &[usize]) -> Vec<f32> {
+    let python = std::env::var("LOPPER_PYTHON")
+        .expect("LOPPER_PYTHON: a Python with onnxruntime; scripts/test-all.sh sets it");
+    let dir = std::env::temp_dir().join(format!(
+        "lopper-ort-{}-{}",
+        std::process::id(),
+        model.file_stem().unwrap_or_default().to_string_lossy()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let input_path = dir.join("input.npy");
+    std::fs::write(&input_path, npy::encode(input, shape).expect("npy")).expect("write input");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ort_run.py");
+    let status = std::process::Command::new(python)
+        .arg(script)
+        .arg(model)
+        .arg(&dir)
+        .arg(format!("{input_name}={}", input_path.display()))
+        .status()
+        .expect("python runs");
+    assert!(
+        status.success(),
+        "onnxruntime failed on {}",
+        model.display()
+    );
+    let (out, _) = npy::read(&dir.join("output_0.npy")).expect("output");
+    std::fs::remove_dir_all(&dir).expect("clean up");
+    out
 }

@@ -3,13 +3,11 @@
 //! network) against onnxruntime on the same input; each with f32 and with f16 weights.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
-use lopper_converter::npy;
 use lopper_converter::onnx::load_tensor;
 use lopper_runtime::graph::Storage;
-use lopper_tests::{convert_and_run, data_dir, max_diff, values};
+use lopper_tests::{convert_and_run, data_dir, max_diff, onnxruntime, values};
 
 /// f16 weights round each weight by up to 2^-11 relative; through tens of layers the
 /// outputs move by up to about 1% of their scale, so f16 runs are held to atol and rtol
@@ -108,29 +106,6 @@ fn light_models_f32() {
 #[test]
 fn light_models_f16() {
     run_light(Storage::F16, F16_TOL);
-}
-
-/// Runs `model` in onnxruntime (through the test venv's Python) on `input` and returns
-/// output 0.
-fn onnxruntime(model: &Path, input_name: &str, input: &[f32], shape: &[usize]) -> Vec<f32> {
-    let python = std::env::var("LOPPER_PYTHON")
-        .expect("LOPPER_PYTHON: a Python with onnxruntime; scripts/test-all.sh sets it");
-    let dir = std::env::temp_dir().join(format!("lopper-ort-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let input_path = dir.join("input.npy");
-    std::fs::write(&input_path, npy::encode(input, shape).unwrap()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ort_run.py");
-    let status = Command::new(python)
-        .arg(script)
-        .arg(model)
-        .arg(&dir)
-        .arg(format!("{input_name}={}", input_path.display()))
-        .status()
-        .expect("python runs");
-    assert!(status.success(), "onnxruntime failed");
-    let (out, _) = npy::read(&dir.join("output_0.npy")).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-    out
 }
 
 fn ppocr(storage: Storage, atol: f32) {

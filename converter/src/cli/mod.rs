@@ -2,6 +2,7 @@
 
 mod convert;
 mod inspect;
+mod prune;
 mod run;
 
 use anyhow::Result;
@@ -23,6 +24,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Run a .lopper model on .npy inputs and write its outputs as .npy files.
     Run(run::Args),
+    /// Prune an ONNX model (weights, blocks, N:M, channels or neurons) and write a .lopper file.
+    Prune(prune::Args),
     /// Train, prune, fine-tune and benchmark a small CNN end to end (not built yet).
     Demo,
 }
@@ -33,6 +36,7 @@ pub fn run() -> Result<()> {
         Command::Convert(args) => convert::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Run(args) => run::run(args),
+        Command::Prune(args) => prune::run(args),
         Command::Demo => {
             println!(
                 "lopper demo is not built yet.\n\

@@ -37,7 +37,10 @@ pub struct Args {
 
 /// Runs `lopper run`.
 pub fn run(args: Args) -> Result<()> {
-    let is_onnx = args.model.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
+    let is_onnx = args
+        .model
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
     let mut reference_graph = None;
     let model = if is_onnx {
         let options = ConvertOptions {
@@ -122,11 +125,17 @@ pub fn run(args: Args) -> Result<()> {
         for (i, (out, want)) in model.outputs().iter().zip(&expected).enumerate() {
             let want: Vec<f32> = want.flatten_all()?.to_vec1()?;
             let got = session.output(i)?;
-            let (abs, rel) = got.iter().zip(&want).fold((0.0f32, 0.0f32), |(a, r), (g, w)| {
-                let d = (g - w).abs();
-                (a.max(d), r.max(d / w.abs().max(1e-6)))
-            });
-            println!("{}: runtime vs candle reference: max abs diff {abs:.3e}, max rel diff {rel:.3e}", out.name);
+            let (abs, rel) = got
+                .iter()
+                .zip(&want)
+                .fold((0.0f32, 0.0f32), |(a, r), (g, w)| {
+                    let d = (g - w).abs();
+                    (a.max(d), r.max(d / w.abs().max(1e-6)))
+                });
+            println!(
+                "{}: runtime vs candle reference: max abs diff {abs:.3e}, max rel diff {rel:.3e}",
+                out.name
+            );
         }
     }
     Ok(())

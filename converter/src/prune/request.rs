@@ -116,10 +116,19 @@ fn prune_weights(
     layers: &[usize],
     protected: &[usize],
 ) -> Result<PruneSummary> {
+    // N:M needs every row to split into groups of at least n columns (a 3x3 depthwise
+    // filter has 9 columns: 2:4 cannot hold it); such layers stay dense.
+    let fits = |n: &usize| match granularity {
+        Granularity::NM { n: keep, m } => {
+            let cols: usize = graph.shape(graph.nodes[*n].inputs[1])[1..].iter().product();
+            cols % m == 0 || cols % m >= keep
+        }
+        _ => true,
+    };
     let targets: Vec<usize> = layers
         .iter()
         .copied()
-        .filter(|n| !protected.contains(n))
+        .filter(|n| !protected.contains(n) && fits(n))
         .collect();
     let weight = |graph: &Graph, n: usize| {
         graph
