@@ -9,6 +9,7 @@ pub mod mask;
 pub mod regularize;
 pub mod request;
 pub mod schedule;
+pub mod sensitivity;
 pub mod structural;
 
 /// Why a pruning request failed.

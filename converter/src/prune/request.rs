@@ -94,8 +94,26 @@ pub fn prune(graph: &mut Graph, request: &PruneRequest) -> Result<PruneSummary> 
         }
     }
     let excluded = resolve_names(graph, request.exclude.iter())?;
-    resolve_names(graph, request.overrides.keys())?;
     let layers = weight_layers(graph);
+    for (name, n) in request
+        .overrides
+        .keys()
+        .zip(resolve_names(graph, request.overrides.keys())?)
+    {
+        if matches!(request.method, Method::Channels | Method::Neurons) {
+            return Err(PruneError::NotPrunable {
+                layer: name.clone(),
+                reason: "per-layer fractions apply to weight pruning; structural pruning uses one fraction per group".into(),
+            });
+        }
+        if !layers.contains(&n) {
+            let op = graph.nodes[n].op.name();
+            return Err(PruneError::NotPrunable {
+                layer: name.clone(),
+                reason: format!("it is a {op}, which has no constant weights"),
+            });
+        }
+    }
     let mut protected = excluded.clone();
     if request.protect_defaults {
         protected.extend(layers.first());
@@ -239,9 +257,123 @@ fn prune_channels(
         protect,
     };
     let (remove, groups) = select(graph, &dep, &scores, &channel_request)?;
+    if request.amount > 0.0 && !remove.contains(&true) {
+        let reasons: Vec<String> = groups
+            .iter()
+            .filter_map(|g| g.skipped.as_ref().map(|why| format!("{}: {why}", g.layer)))
+            .collect();
+        return Err(PruneError::NotPrunable {
+            layer: "(every group)".into(),
+            reason: format!("no channel can be removed ({})", reasons.join("; ")),
+        });
+    }
     apply(graph, &dep, &remove, Mode::Remove)?;
     Ok(PruneSummary {
         layers: Vec::new(),
         groups,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor};
+    use lopper_runtime::graph::Activation;
+
+    use super::*;
+
+    /// x [1, 4] -> fc1 (8) -> relu -> fc2 (8) -> fc3 (3): three linear layers.
+    fn mlp() -> Graph {
+        let mut g = Graph::default();
+        let x = g.activation("x", vec![1, 4]);
+        g.inputs.push(x);
+        let mut prev = x;
+        for (i, (out, inp)) in [(8, 4), (8, 8), (3, 8)].into_iter().enumerate() {
+            let values: Vec<f32> = (0..out * inp)
+                .map(|k| ((k * 31 + i) % 17) as f32 - 8.0)
+                .collect();
+            let w = g.constant(
+                &format!("w{i}"),
+                Tensor::from_vec(values, (out, inp), &Device::Cpu).unwrap(),
+            );
+            let y = g.activation(&format!("y{i}"), vec![1, out]);
+            g.push(
+                &format!("fc{}", i + 1),
+                Op::Runtime(Rt::Linear),
+                vec![prev, w],
+                vec![y],
+            );
+            g.nodes[i].activation = Activation::Relu;
+            prev = y;
+        }
+        g.outputs.push(prev);
+        g
+    }
+
+    fn request(method: Method, amount: f32) -> PruneRequest {
+        PruneRequest {
+            method,
+            criterion: Criterion::L1,
+            amount,
+            global: false,
+            round_to: 1,
+            exclude: Vec::new(),
+            overrides: HashMap::new(),
+            protect_defaults: true,
+        }
+    }
+
+    #[test]
+    fn magnitude_pruning_spares_the_first_and_last_layers() {
+        let mut g = mlp();
+        let summary = prune(
+            &mut g,
+            &request(Method::Weights(Granularity::Unstructured), 0.5),
+        )
+        .unwrap();
+        assert_eq!(summary.layers, vec![("fc2".to_string(), 0.5)]);
+    }
+
+    #[test]
+    fn neurons_are_removed_for_real() {
+        let mut g = mlp();
+        let summary = prune(&mut g, &request(Method::Neurons, 0.5)).unwrap();
+        // fc1's output is protected (first layer), fc3's is the graph output: only fc2 shrinks.
+        assert_eq!(g.shape(g.nodes[1].outputs[0]), &[1, 4]);
+        assert_eq!(g.shape(g.nodes[2].inputs[1]), &[3, 4]);
+        assert!(summary
+            .groups
+            .iter()
+            .any(|c| c.layer == "fc2" && c.before == 8 && c.after == 4));
+    }
+
+    #[test]
+    fn bad_requests_are_refused_clearly() {
+        let mut g = mlp();
+        let err = prune(
+            &mut g,
+            &request(Method::Weights(Granularity::Unstructured), 1.0),
+        )
+        .unwrap_err();
+        assert!(matches!(err, PruneError::Sparsity(s) if s == 1.0), "{err}");
+        let mut r = request(Method::Weights(Granularity::Unstructured), 0.5);
+        r.exclude = vec!["conv99".into()];
+        assert_eq!(
+            prune(&mut g, &r).unwrap_err().to_string(),
+            "no layer is named 'conv99'"
+        );
+        // Every group protected or pinned by the graph output: nothing can go.
+        let mut r = request(Method::Neurons, 0.5);
+        r.exclude = vec!["fc2".into()];
+        let err = prune(&mut g, &r).unwrap_err().to_string();
+        assert!(
+            err.contains("no channel can be removed") && err.contains("fc2: protected"),
+            "{err}"
+        );
+        let mut r = request(Method::Channels, 0.5);
+        r.overrides = HashMap::from([("fc2".to_string(), 0.3)]);
+        assert!(prune(&mut g, &r)
+            .unwrap_err()
+            .to_string()
+            .contains("per-layer fractions"));
+    }
 }

@@ -213,7 +213,10 @@ pub fn apply(graph: &mut Graph, dep: &DepGraph, remove: &[bool], mode: Mode) -> 
         let (keep_out, keep_in) = (kept(dep, remove, out), kept(dep, remove, node.inputs[0]));
         match &node.op {
             Op::Runtime(Rt::Conv2d(c)) => {
-                let depthwise = c.groups > 1;
+                let in_channels = graph.shape(node.inputs[0])[1];
+                let out_channels = graph.shape(out)[1];
+                let depthwise =
+                    c.groups > 1 && c.groups == in_channels && out_channels == in_channels;
                 if let Some(k) = &keep_out {
                     rewrite(graph, n, 1, |w| cut(w, 0, k, mode))?;
                     rewrite(graph, n, 2, |b| cut(b, 0, k, mode))?;
@@ -223,7 +226,7 @@ pub fn apply(graph: &mut Graph, dep: &DepGraph, remove: &[bool], mode: Mode) -> 
                         }
                     }
                 }
-                if let (Some(k), false, Mode::Remove) = (&keep_in, depthwise, mode) {
+                if let (Some(k), 1, Mode::Remove) = (&keep_in, c.groups, mode) {
                     rewrite(graph, n, 1, |w| cut(w, 1, k, mode))?;
                 }
             }
