@@ -47,12 +47,12 @@ pub enum ExportError {
         op: &'static str,
     },
     /// Reading a constant failed.
-    #[error("constant '{name}': {source}")]
+    #[error("constant '{name}': {error}")]
     Constant {
         /// Value name.
         name: String,
         /// What candle reported.
-        source: candle_core::Error,
+        error: candle_core::Error,
     },
     /// The writer refused something.
     #[error(transparent)]
@@ -90,9 +90,9 @@ pub fn export(graph: &Graph, options: &ExportOptions) -> Result<Vec<u8>, ExportE
                     .to_dtype(DType::F32)
                     .and_then(|t| t.flatten_all())
                     .and_then(|t| t.to_vec1())
-                    .map_err(|source| ExportError::Constant {
+                    .map_err(|error| ExportError::Constant {
                         name: value.name.clone(),
-                        source,
+                        error,
                     })?;
                 let encoding = if Some(slot) == weight_slot {
                     let layout = match matrix_dims(&value.shape) {

@@ -14,9 +14,10 @@ use std::path::Path;
 
 use candle_core::{DType, Tensor};
 use lopper_runtime::graph::{
-    Activation, CoordinateTransform, NearestMode, Op as Rt, PadMode, PoolKind, ReduceKind,
+    Activation, CoordinateTransform, NearestMode, Op as Rt, PadMode, PoolKind, ReduceKind, Resize,
     ResizeMode,
 };
+use lopper_runtime::ops::resize::resize;
 use lopper_runtime::ops::slice::slice_axis;
 use prost::Message;
 
@@ -518,9 +519,11 @@ impl<'g> Builder<'g> {
         Ok(())
     }
 
-    /// Linear: Gemm with transB for a 2-D input, otherwise MatMul with the transposed
-    /// weight (a transposed initializer for a constant, a Transpose node otherwise) and
-    /// an Add of the bias.
+    /// Linear: Gemm with transB for a 2-D input and a constant weight, otherwise MatMul
+    /// with the transposed weight (a transposed initializer for a constant, a Transpose
+    /// node otherwise) and an Add of the bias. (Gemm would take a run-time weight too,
+    /// but MatMul keeps the file readable by importers that want Gemm's B constant,
+    /// lopper's own among them.)
     fn linear(&mut self, node: &Node, y: String) -> Res {
         let n = node.name.as_str();
         let (x, w, bias) = match *node.inputs.as_slice() {
@@ -534,7 +537,7 @@ impl<'g> Builder<'g> {
         };
         let x_name = self.input(x)?;
         let bias = bias.map(|b| self.input(b)).transpose()?;
-        if self.graph.shape(x).len() == 2 {
+        if self.graph.shape(x).len() == 2 && self.graph.constant_of(w).is_some() {
             let mut args = vec![x_name, self.input(w)?];
             args.extend(bias);
             self.add("Gemm", n, args, y, vec![int("transB", 1)]);
@@ -574,11 +577,13 @@ impl<'g> Builder<'g> {
 
     /// Resize of the last two axes, with a `scales` input when ONNX's
     /// `floor(input * scale)` gives the IR's output size, else with `sizes` when the
-    /// IR's scales are exactly output / input (which is what ONNX then uses).
+    /// IR's scales are exactly output / input (which is what ONNX then uses). Nearest
+    /// resizing with `tf_half_pixel_for_nearest` (valid at opset 13, but refused by
+    /// onnxruntime) becomes two Gathers of the rows and columns the runtime reads.
     fn resize(
         &mut self,
         node: &Node,
-        r: &lopper_runtime::graph::Resize,
+        r: &Resize,
         inputs: Vec<String>,
         out: ValueId,
         y: String,
@@ -590,6 +595,25 @@ impl<'g> Builder<'g> {
         };
         if (n, c) != (yn, yc) {
             return Err(format!("resizes {xs:?} to {ys:?}, changing N or C"));
+        }
+        if r.coordinate_transform == CoordinateTransform::TfHalfPixelForNearest {
+            if r.mode != ResizeMode::Nearest {
+                return Err(
+                    "linear resizing with tf_half_pixel_for_nearest has no ONNX \
+                            equivalent that onnxruntime runs"
+                        .into(),
+                );
+            }
+            let (rows, cols) = nearest_sources(r, [h, w], [yh, yw])?;
+            let picked = self.fresh(&format!("{y}_rows"));
+            let rows = self.ints(&format!("{y}_row_indices"), &[yh], &rows);
+            let cols = self.ints(&format!("{y}_column_indices"), &[yw], &cols);
+            let base = format!("{}/rows", node.name);
+            let args = vec![inputs[0].clone(), rows];
+            self.add("Gather", &base, args, picked.clone(), vec![int("axis", 2)]);
+            let base = format!("{}/columns", node.name);
+            self.add("Gather", &base, vec![picked, cols], y, vec![int("axis", 3)]);
+            return Ok(());
         }
         let floor_fits = |len: usize, s: f32, out: usize| (len as f32 * s).floor() == out as f32;
         let ratio_is = |len: usize, s: f32, out: usize| out as f32 / len as f32 == s;
@@ -736,6 +760,31 @@ impl<'g> Builder<'g> {
     }
 }
 
+/// The input rows and columns that nearest resizing `r` of an `[h, w]` plane to `[oh, ow]`
+/// reads, found by running the runtime's own resize on planes holding their row and
+/// column numbers (exact in f32 for any real image size).
+fn nearest_sources(
+    r: &Resize,
+    [h, w]: [usize; 2],
+    [oh, ow]: [usize; 2],
+) -> Res<(Vec<i64>, Vec<i64>)> {
+    if [h, w, oh, ow].contains(&0) {
+        return Err(format!("resizes an empty plane ({h}x{w} to {oh}x{ow})"));
+    }
+    let mut out = vec![0.0f32; oh * ow];
+    let mut sources = |number: &dyn Fn(usize) -> usize| {
+        let plane: Vec<f32> = (0..h * w).map(|i| number(i) as f32).collect();
+        resize(r, &plane, [1, 1, h, w], &mut out, [1, 1, oh, ow]);
+        out.clone()
+    };
+    let rows = sources(&|i| i / w);
+    let cols = sources(&|i| i % w);
+    Ok((
+        (0..oh).map(|oy| rows[oy * ow] as i64).collect(),
+        cols[..ow].iter().map(|&c| c as i64).collect(),
+    ))
+}
+
 /// `base`, or `base_1`, `base_2`, ... : the first not in `taken`, which then holds it.
 fn unique(taken: &mut HashSet<String>, base: &str) -> String {
     let mut name = base.to_string();
@@ -855,8 +904,7 @@ mod tests {
     use super::*;
     use candle_core::Device;
     use lopper_runtime::graph::{
-        BinaryKind, Conv2d, ConvTranspose2d, Gather, LayerNorm, Lrn, Pad, Pool2d, Reduce, Resize,
-        Slice,
+        BinaryKind, Conv2d, ConvTranspose2d, Gather, LayerNorm, Lrn, Pad, Pool2d, Reduce, Slice,
     };
 
     use crate::import::{import, ImportOptions};
@@ -1332,6 +1380,9 @@ mod tests {
             // HardSwish is an op from 14 on; GELU is always decomposed.
             assert_eq!(types.contains(&"HardSwish".to_string()), opset >= 14);
             assert!(!types.contains(&"Gelu".to_string()));
+            // Nearest resizing with tf_half_pixel_for_nearest is two Gathers.
+            let gathers = types.iter().filter(|t| *t == "Gather").count();
+            assert_eq!(gathers, 4);
         }
         let model = to_onnx(&g, 13).unwrap();
         let graph = model.graph.unwrap();
@@ -1414,6 +1465,19 @@ mod tests {
         bad.nodes[1].inputs.clear();
         let err = to_onnx(&bad, 13).unwrap_err().to_string();
         assert_eq!(err, "node 'n1' (MaxPool): has 0 inputs, expected 1");
+        let mut bad = g.clone();
+        let tf = Resize {
+            mode: ResizeMode::Linear,
+            coordinate_transform: CoordinateTransform::TfHalfPixelForNearest,
+            nearest_mode: NearestMode::Floor,
+            scales: [1.0, 1.0],
+        };
+        bad.nodes[1].op = Op::Runtime(Rt::Resize(tf));
+        let err = to_onnx(&bad, 13).unwrap_err().to_string();
+        assert!(
+            err.starts_with("node 'n1' (Resize): linear resizing"),
+            "{err}"
+        );
         let mut bad = g;
         let orphan = bad.activation("orphan", vec![1]);
         bad.outputs.push(orphan);

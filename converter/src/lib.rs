@@ -13,3 +13,4 @@ pub mod onnx;
 pub mod pipeline;
 pub mod prune;
 pub mod report;
+pub mod train;

@@ -823,7 +823,6 @@ fn demo_and_help_work() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
-#[ignore = "bug: OnnxError::Io/Decode and runtime LoadError::Io print their source twice"]
 fn error_messages_do_not_repeat_their_cause() {
     let dir = TempDir::new("repeat");
     let onnx = dir.join("missing.onnx");
@@ -854,7 +853,6 @@ fn error_messages_do_not_repeat_their_cause() {
 }
 
 #[test]
-#[ignore = "bug: `inspect` tells the user to pass --input-shape, which it does not accept"]
 fn inspect_accepts_the_input_shape_its_error_asks_for() {
     let dir = TempDir::new("inspect-open-dims");
     let mut model = small_cnn();
@@ -886,7 +884,6 @@ fn inspect_accepts_the_input_shape_its_error_asks_for() {
 }
 
 #[test]
-#[ignore = "bug: a zero batch is reported as a converter bug ('please report this')"]
 fn a_zero_batch_is_a_usage_error() {
     let (dir, onnx) = with_model("batch-zero");
     let out = dir.join("m.lopper");
@@ -905,7 +902,6 @@ fn a_zero_batch_is_a_usage_error() {
 }
 
 #[test]
-#[ignore = "bug: --input-shape for a name that is not a graph input is silently ignored"]
 fn an_input_shape_for_an_unknown_input_is_refused() {
     let (dir, onnx) = with_model("unknown-shape-name");
     let out = dir.join("m.lopper");
@@ -926,7 +922,6 @@ fn an_input_shape_for_an_unknown_input_is_refused() {
 }
 
 #[test]
-#[ignore = "bug: a malformed Conv bias or Transpose perm passes import and is blamed on the converter"]
 fn malformed_nodes_are_blamed_on_the_node_not_the_converter() {
     let dir = TempDir::new("malformed");
     let out = dir.join("m.lopper");

@@ -90,12 +90,12 @@ pub enum LoadError {
     },
     /// The file could not be read.
     #[cfg(feature = "std")]
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         /// The file.
         path: std::path::PathBuf,
         /// The operating system's error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -129,6 +129,12 @@ pub enum RunError {
         expected: usize,
         /// Length given.
         got: usize,
+    },
+    /// The activation arena could not be allocated.
+    #[error("cannot allocate the {bytes}-byte activation arena")]
+    OutOfMemory {
+        /// Bytes asked for.
+        bytes: usize,
     },
     /// The arena would not fit in memory.
     #[error("the activation arena needs more than usize::MAX bytes")]

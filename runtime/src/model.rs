@@ -198,9 +198,9 @@ impl Model<'static> {
     #[cfg(feature = "std")]
     pub fn open(path: impl AsRef<std::path::Path>) -> Result<Model<'static>, LoadError> {
         let path = path.as_ref();
-        let io = |source| LoadError::Io {
+        let io = |error| LoadError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         let file = std::fs::File::open(path).map_err(io)?;
         // SAFETY: the mapping is read-only and private to this model; the documented

@@ -2,7 +2,6 @@
 //! executes the nodes in order without allocating.
 
 use alloc::sync::Arc;
-use alloc::vec;
 use alloc::vec::Vec;
 use core::ops::Range;
 
@@ -60,7 +59,13 @@ impl<'m> Session<'m> {
             ModelRef::Shared(m) => m.graph(),
         };
         let plan = plan(graph)?;
-        let arena = vec![0.0; plan.arena_len];
+        let mut arena = Vec::new();
+        arena
+            .try_reserve_exact(plan.arena_len)
+            .map_err(|_| RunError::OutOfMemory {
+                bytes: plan.arena_len.saturating_mul(4),
+            })?;
+        arena.resize(plan.arena_len, 0.0);
         Ok(Session { model, plan, arena })
     }
 

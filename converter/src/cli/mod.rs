@@ -4,6 +4,7 @@ mod convert;
 mod inspect;
 mod prune;
 mod run;
+mod sensitivity;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -26,6 +27,9 @@ enum Command {
     Run(run::Args),
     /// Prune an ONNX model (weights, blocks, N:M, channels or neurons) and write a .lopper file.
     Prune(prune::Args),
+    /// Prune each layer alone over a grid of amounts and measure the damage; optionally
+    /// allocate per-layer sparsities that meet a global parameter or MAC budget.
+    Sensitivity(sensitivity::Args),
     /// Train, prune, fine-tune and benchmark a small CNN end to end (not built yet).
     Demo,
 }
@@ -37,6 +41,7 @@ pub fn run() -> Result<()> {
         Command::Inspect(args) => inspect::run(args),
         Command::Run(args) => run::run(args),
         Command::Prune(args) => prune::run(args),
+        Command::Sensitivity(args) => sensitivity::run(args),
         Command::Demo => {
             println!(
                 "lopper demo is not built yet.\n\

@@ -421,6 +421,14 @@ pub fn convert(
                 Some(p) => p.iter().map(|&a| axis(a, s.len())).collect::<Result<_>>()?,
                 None => (0..s.len()).rev().collect(),
             };
+            let mut sorted = perm.clone();
+            sorted.sort_unstable();
+            if sorted != (0..s.len()).collect::<Vec<_>>() {
+                return Err(format!(
+                    "perm {perm:?} is not a permutation of {} axes",
+                    s.len()
+                ));
+            }
             let shape = perm.iter().map(|&p| s[p]).collect();
             cx.emit_rt(Rt::Transpose { perm }, vec![x], shape);
             Ok(())
@@ -494,7 +502,16 @@ fn conv(cx: &mut Cx, attrs: &Attrs) -> Result<()> {
         groups,
     };
     let mut inputs = vec![x, w];
-    inputs.extend(cx.input(2));
+    if let Some(b) = cx.input(2) {
+        if cx.shape(b) != [ws[0]] {
+            return Err(format!(
+                "bias has shape {:?}, the weight has {} filters",
+                cx.shape(b),
+                ws[0]
+            ));
+        }
+        inputs.push(b);
+    }
     cx.emit_rt(Rt::Conv2d(attrs), inputs, shape);
     Ok(())
 }

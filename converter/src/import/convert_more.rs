@@ -394,7 +394,16 @@ pub fn conv_transpose(cx: &mut Cx, attrs: &Attrs) -> Result<()> {
         groups,
     };
     let mut inputs = vec![x, w];
-    inputs.extend(cx.input(2));
+    if let Some(b) = cx.input(2) {
+        if cx.shape(b) != [ws[1] * groups] {
+            return Err(format!(
+                "bias has shape {:?}, the layer has {} outputs",
+                cx.shape(b),
+                ws[1] * groups
+            ));
+        }
+        inputs.push(b);
+    }
     cx.emit_rt(Rt::ConvTranspose2d(p), inputs, shape);
     Ok(())
 }

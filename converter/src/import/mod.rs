@@ -100,6 +100,25 @@ pub fn import(model: &ModelProto, options: &ImportOptions) -> Result<Graph, Impo
         let id = cx.graph.constant(init.name(), to_tensor(init)?);
         cx.names.insert(init.name().to_string(), id);
     }
+    let declared: Vec<&str> = onnx.input.iter().map(|i| i.name()).collect();
+    if let Some(unknown) = options
+        .input_shapes
+        .keys()
+        .find(|k| !declared.contains(&k.as_str()))
+    {
+        return Err(ImportError::Graph {
+            kind: "input",
+            name: unknown.clone(),
+            reason: format!(
+                "is not an input of the model (its inputs are {})",
+                declared
+                    .iter()
+                    .map(|d| format!("'{d}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
     for input in &onnx.input {
         let name = input.name();
         if cx.names.contains_key(name) {
@@ -181,14 +200,20 @@ fn input_shape(
     options: &ImportOptions,
 ) -> Result<Vec<usize>, ImportError> {
     let name = input.name();
-    if let Some(shape) = options.input_shapes.get(name) {
-        return Ok(shape.clone());
-    }
     let fail = |reason: String| ImportError::Graph {
         kind: "input",
         name: name.to_string(),
         reason,
     };
+    if let Some(shape) = options.input_shapes.get(name) {
+        if shape.contains(&0) {
+            return Err(fail(format!("shape {shape:?} has a zero dimension")));
+        }
+        return Ok(shape.clone());
+    }
+    if options.batch == 0 {
+        return Err(fail("the batch size must be at least 1".into()));
+    }
     let tensor = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         Some(type_proto::Value::TensorType(t)) => t,
         _ => return Err(fail("is not a tensor".into())),

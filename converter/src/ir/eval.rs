@@ -55,14 +55,14 @@ pub enum EvalError {
         reason: String,
     },
     /// candle refused one of the node's tensor operations.
-    #[error("node '{node}' ({op}): {source}")]
+    #[error("node '{node}' ({op}): {error}")]
     Candle {
         /// Node name.
         node: String,
         /// Op name.
         op: &'static str,
         /// What candle reported.
-        source: candle_core::Error,
+        error: candle_core::Error,
     },
     /// A graph output is not an input, a constant or the output of a node.
     #[error("graph output '{name}' is never computed")]
@@ -151,10 +151,10 @@ pub fn eval(graph: &Graph, inputs: &[Tensor]) -> Result<Vec<Tensor>, EvalError> 
             .and_then(|y| Ok(activation::apply(node.activation, &y)?))
             .map_err(|fail| match fail {
                 Fail::Invalid(reason) => invalid(reason),
-                Fail::Candle(source) => EvalError::Candle {
+                Fail::Candle(error) => EvalError::Candle {
                     node: node.name.clone(),
                     op,
-                    source,
+                    error,
                 },
             })?;
         if y.dims() != declared {

@@ -19,20 +19,20 @@ use prost::Message;
 #[derive(Debug, thiserror::Error)]
 pub enum OnnxError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         /// The file.
         path: String,
         /// The operating system's error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The bytes are not an ONNX protobuf.
-    #[error("{path} is not a valid ONNX model: {source}")]
+    #[error("{path} is not a valid ONNX model: {error}")]
     Decode {
         /// The file.
         path: String,
         /// What protobuf decoding found.
-        source: prost::DecodeError,
+        error: prost::DecodeError,
     },
     /// A tensor's data cannot be used.
     #[error("tensor '{name}': {reason}")]
@@ -58,25 +58,25 @@ pub enum OnnxError {
 
 /// Reads and decodes an ONNX model file.
 pub fn load(path: &Path) -> Result<proto::ModelProto, OnnxError> {
-    let bytes = std::fs::read(path).map_err(|source| OnnxError::Io {
+    let bytes = std::fs::read(path).map_err(|error| OnnxError::Io {
         path: path.display().to_string(),
-        source,
+        error,
     })?;
-    proto::ModelProto::decode(bytes.as_slice()).map_err(|source| OnnxError::Decode {
+    proto::ModelProto::decode(bytes.as_slice()).map_err(|error| OnnxError::Decode {
         path: path.display().to_string(),
-        source,
+        error,
     })
 }
 
 /// Reads a serialized `TensorProto` file (the `.pb` files of the ONNX test data).
 pub fn load_tensor(path: &Path) -> Result<candle_core::Tensor, OnnxError> {
-    let bytes = std::fs::read(path).map_err(|source| OnnxError::Io {
+    let bytes = std::fs::read(path).map_err(|error| OnnxError::Io {
         path: path.display().to_string(),
-        source,
+        error,
     })?;
-    let t = proto::TensorProto::decode(bytes.as_slice()).map_err(|source| OnnxError::Decode {
+    let t = proto::TensorProto::decode(bytes.as_slice()).map_err(|error| OnnxError::Decode {
         path: path.display().to_string(),
-        source,
+        error,
     })?;
     to_tensor(&t)
 }

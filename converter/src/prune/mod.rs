@@ -4,6 +4,7 @@
 
 pub mod criteria;
 pub mod depgraph;
+pub mod layers;
 pub mod layout;
 pub mod mask;
 pub mod regularize;
@@ -52,12 +53,12 @@ pub enum PruneError {
         reason: String,
     },
     /// The fine-tuning hook failed.
-    #[error("fine-tuning after round {round}: {source}")]
+    #[error("fine-tuning after round {round}: {error}")]
     FineTune {
         /// Round (1-based) that had just been pruned.
         round: usize,
         /// What the trainer reported.
-        source: anyhow::Error,
+        error: anyhow::Error,
     },
     /// candle refused a tensor operation.
     #[error(transparent)]

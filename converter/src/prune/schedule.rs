@@ -288,7 +288,7 @@ pub fn run_iterative(
         prune(graph, schedule.round_sparsity(round))?;
         tuner
             .fine_tune(graph, round)
-            .map_err(|source| PruneError::FineTune { round, source })?;
+            .map_err(|error| PruneError::FineTune { round, error })?;
     }
     Ok(())
 }

@@ -18,7 +18,7 @@ use super::depgraph::build;
 use super::mask::Granularity;
 use super::request::{prune, Method, PruneRequest};
 use super::{check_sparsity, PruneError};
-use crate::inspect::{ir_layers, totals};
+use crate::inspect::{ir_layers, totals, Layer, Totals};
 use crate::ir::{eval, EvalError, Graph, Op};
 
 /// Why a sensitivity analysis or an allocation failed.
@@ -164,6 +164,23 @@ fn method_name(method: Method) -> String {
 /// What is pruned alone: node indices, the first one naming it.
 struct Unit {
     nodes: Vec<usize>,
+    /// Structural groups: (channels, removable channels).
+    channels: Option<(usize, usize)>,
+}
+
+impl Unit {
+    /// False when pruning `amount` cannot remove a single channel of the group (the
+    /// count rounds down to zero, or only one channel is left), so pruning would refuse.
+    fn removes_something(&self, amount: f32) -> bool {
+        match self.channels {
+            None => true,
+            Some((total, removable)) => {
+                // As `structural::select` counts, with `round_to` 1.
+                let count = ((amount * total as f32).floor() as usize).min(removable);
+                total - (total - count).max(1) > 0
+            }
+        }
+    }
 }
 
 /// Convolution and linear layers with constant weights.
@@ -184,7 +201,13 @@ fn weight_layers(graph: &Graph) -> Vec<usize> {
 /// one removable channel (made only of linear layers for `Neurons`).
 fn units(graph: &Graph, method: Method, layers: &[usize]) -> Vec<Unit> {
     match method {
-        Method::Weights(_) => layers.iter().map(|&n| Unit { nodes: vec![n] }).collect(),
+        Method::Weights(_) => layers
+            .iter()
+            .map(|&n| Unit {
+                nodes: vec![n],
+                channels: None,
+            })
+            .collect(),
         Method::Channels | Method::Neurons => {
             let dep = build(graph);
             dep.groups
@@ -198,6 +221,13 @@ fn units(graph: &Graph, method: Method, layers: &[usize]) -> Vec<Unit> {
                 })
                 .map(|g| Unit {
                     nodes: g.layers.clone(),
+                    channels: Some((
+                        g.classes.len(),
+                        g.classes
+                            .iter()
+                            .filter(|&&c| dep.classes[c].blocked.is_none())
+                            .count(),
+                    )),
                 })
                 .collect()
         }
@@ -226,6 +256,70 @@ fn measure(metric: Metric, dense: &[Tensor], pruned: &[Tensor], input: usize) ->
             }
             Ok((diff / norm).sqrt() as f32)
         }
+    }
+}
+
+/// The unpruned model and what is measured against it.
+struct Dense<'a> {
+    graph: &'a Graph,
+    inputs: &'a [Vec<Tensor>],
+    /// Outputs per calibration input.
+    outputs: Vec<Vec<Tensor>>,
+    /// Per-node parameters and MACs.
+    rows: Vec<Layer>,
+    totals: Totals,
+    metric: Metric,
+}
+
+impl Dense<'_> {
+    /// Prunes `unit` alone as `request` says (its exclusions leave only the unit) on a
+    /// copy and measures the metric and what was removed.
+    fn point(&self, unit: &Unit, request: &PruneRequest) -> Result<Point> {
+        let amount = request.amount;
+        if !unit.removes_something(amount) {
+            return Ok(Point {
+                amount,
+                metric: 0.0,
+                params_removed: 0,
+                macs_removed: 0,
+            });
+        }
+        let mut pruned = self.graph.clone();
+        prune(&mut pruned, request)?;
+        let mut sum = 0f64;
+        for (i, (x, d)) in self.inputs.iter().zip(&self.outputs).enumerate() {
+            sum += f64::from(measure(self.metric, d, &eval(&pruned, x)?, i)?);
+        }
+        let (params_removed, macs_removed) = match request.method {
+            Method::Weights(_) => {
+                let n = unit.nodes[0];
+                let removed =
+                    weight_zeros(&pruned, n)?.saturating_sub(weight_zeros(self.graph, n)?);
+                let count: usize = self
+                    .graph
+                    .shape(self.graph.nodes[n].inputs[1])
+                    .iter()
+                    .product();
+                // Every weight takes part in the same number of MACs.
+                let macs = (self.rows[n].macs as u128 * removed as u128)
+                    .checked_div(count as u128)
+                    .unwrap_or(0);
+                (removed, macs as usize)
+            }
+            Method::Channels | Method::Neurons => {
+                let after = totals(&ir_layers(&pruned));
+                (
+                    self.totals.params.saturating_sub(after.params),
+                    self.totals.macs.saturating_sub(after.macs),
+                )
+            }
+        };
+        Ok(Point {
+            amount,
+            metric: (sum / self.inputs.len() as f64) as f32,
+            params_removed,
+            macs_removed,
+        })
     }
 }
 
@@ -275,13 +369,18 @@ pub fn analyse_with_progress(
             "at least one calibration input is needed".into(),
         ));
     }
-    let metric = Metric::OutputDistance;
-    let dense: Vec<Vec<Tensor>> = inputs
-        .iter()
-        .map(|x| eval(graph, x))
-        .collect::<Result<_, _>>()?;
     let rows = ir_layers(graph);
-    let dense_totals = totals(&rows);
+    let dense = Dense {
+        graph,
+        inputs,
+        outputs: inputs
+            .iter()
+            .map(|x| eval(graph, x))
+            .collect::<Result<_, _>>()?,
+        totals: totals(&rows),
+        rows,
+        metric: Metric::OutputDistance,
+    };
     let layers = weight_layers(graph);
     let units = units(graph, method, &layers);
     if units.is_empty() {
@@ -294,60 +393,24 @@ pub fn analyse_with_progress(
     for (u, unit) in units.iter().enumerate() {
         let name = graph.nodes[unit.nodes[0]].name.clone();
         progress(u + 1, units.len(), &name);
-        let exclude: Vec<String> = layers
-            .iter()
-            .filter(|n| !unit.nodes.contains(n))
-            .map(|&n| graph.nodes[n].name.clone())
-            .collect();
-        let zeros_before = match method {
-            Method::Weights(_) => weight_zeros(graph, unit.nodes[0])?,
-            _ => 0,
+        let mut request = PruneRequest {
+            method,
+            criterion,
+            amount: 0.0,
+            global: false,
+            round_to: 1,
+            exclude: layers
+                .iter()
+                .filter(|n| !unit.nodes.contains(n))
+                .map(|&n| graph.nodes[n].name.clone())
+                .collect(),
+            overrides: Default::default(),
+            protect_defaults: false,
         };
         let mut points = Vec::with_capacity(grid.len());
         for &amount in &grid {
-            let mut pruned = graph.clone();
-            prune(
-                &mut pruned,
-                &PruneRequest {
-                    method,
-                    criterion,
-                    amount,
-                    global: false,
-                    round_to: 1,
-                    exclude: exclude.clone(),
-                    overrides: Default::default(),
-                    protect_defaults: false,
-                },
-            )?;
-            let mut sum = 0f64;
-            for (i, (x, d)) in inputs.iter().zip(&dense).enumerate() {
-                sum += f64::from(measure(metric, d, &eval(&pruned, x)?, i)?);
-            }
-            let (params_removed, macs_removed) = match method {
-                Method::Weights(_) => {
-                    let n = unit.nodes[0];
-                    let removed = weight_zeros(&pruned, n)?.saturating_sub(zeros_before);
-                    let count = graph.shape(graph.nodes[n].inputs[1]).iter().product();
-                    // Every weight takes part in the same number of MACs.
-                    let macs = (rows[n].macs as u128 * removed as u128)
-                        .checked_div(count)
-                        .unwrap_or(0);
-                    (removed, macs as usize)
-                }
-                _ => {
-                    let after = totals(&ir_layers(&pruned));
-                    (
-                        dense_totals.params.saturating_sub(after.params),
-                        dense_totals.macs.saturating_sub(after.macs),
-                    )
-                }
-            };
-            points.push(Point {
-                amount,
-                metric: (sum / inputs.len() as f64) as f32,
-                params_removed,
-                macs_removed,
-            });
+            request.amount = amount;
+            points.push(dense.point(unit, &request)?);
         }
         curves.push(LayerCurve {
             name,
@@ -356,19 +419,19 @@ pub fn analyse_with_progress(
                 .iter()
                 .map(|&n| graph.nodes[n].name.clone())
                 .collect(),
-            params: unit.nodes.iter().map(|&n| rows[n].params).sum(),
-            macs: unit.nodes.iter().map(|&n| rows[n].macs).sum(),
+            params: unit.nodes.iter().map(|&n| dense.rows[n].params).sum(),
+            macs: unit.nodes.iter().map(|&n| dense.rows[n].macs).sum(),
             points,
         });
     }
     Ok(Sensitivity {
         method: method_name(method),
         criterion: criterion.name().into(),
-        metric,
+        metric: dense.metric,
         inputs: inputs.len(),
         grid,
-        params: dense_totals.params,
-        macs: dense_totals.macs,
+        params: dense.totals.params,
+        macs: dense.totals.macs,
         layers: curves,
     })
 }
@@ -588,13 +651,16 @@ mod tests {
         g.outputs.push(y);
         let inputs = random_inputs(&g, 2, 1).unwrap();
         for method in [Method::Channels, Method::Neurons] {
-            let s = analyse(&g, method, Criterion::L1, &[0.5], &inputs).unwrap();
+            let s = analyse(&g, method, Criterion::L1, &[0.1, 0.5], &inputs).unwrap();
             assert_eq!(s.layers.len(), 1, "{s:?}");
             let c = &s.layers[0];
             assert_eq!((c.name.as_str(), c.params, c.macs), ("fc1", 40, 32));
+            // 10% of 8 neurons rounds down to none: nothing removed, nothing changed.
+            let p = &c.points[0];
+            assert_eq!((p.metric, p.params_removed, p.macs_removed), (0.0, 0, 0));
             // Half of 8 neurons: 4 rows of w1 (16) + 4 biases + 4 columns of w2 (8) = 28
             // parameters; MACs 4 x 4 in fc1 + 2 x 4 in fc2 = 24.
-            let p = &c.points[0];
+            let p = &c.points[1];
             assert_eq!((p.params_removed, p.macs_removed), (28, 24));
             assert!(p.metric > 0.0);
         }

@@ -38,12 +38,12 @@ impl Encoding {
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     /// A weight could not be encoded as asked.
-    #[error("weight '{name}': {source}")]
+    #[error("weight '{name}': {error}")]
     Encode {
         /// The weight's name.
         name: String,
         /// What went wrong.
-        source: EncodeError,
+        error: EncodeError,
     },
     /// A value does not fit the file's 32-bit fields.
     #[error("{what} is too large for the format ({value} > {max})", max = u32::MAX)]
@@ -135,9 +135,9 @@ impl ModelWriter {
         let encoded = matrix_dims(shape)
             .ok_or(EncodeError::Shape)
             .and_then(|(rows, cols)| encode(values, rows, cols, encoding.layout, encoding.storage))
-            .map_err(|source| WriteError::Encode {
+            .map_err(|error| WriteError::Encode {
                 name: name.to_string(),
-                source,
+                error,
             })?;
         self.tensors.push(PendingTensor {
             name: name.to_string(),

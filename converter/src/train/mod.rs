@@ -1,0 +1,3 @@
+//! Training: the data sets models are trained and evaluated on.
+
+pub mod data;
