@@ -105,7 +105,8 @@ pub fn write_onnx(graph: &Graph, path: &Path) -> Result<(), ExportOnnxError> {
     })
 }
 
-/// The lowest IR version whose ONNX release defines `opset`.
+/// The IR version to record: 8, or the IR version that came with `opset` when that is
+/// later (9 for opsets 19 and 20, 10 for 21).
 fn ir_version(opset: i64) -> i64 {
     match opset {
         ..=18 => 8,
@@ -260,7 +261,7 @@ impl<'g> Builder<'g> {
         if let Some(name) = self.scalars.get(&value.to_bits()) {
             return Ok(name.clone());
         }
-        let name = self.floats(&format!("scalar_{value}"), &[], &[value])?;
+        let name = self.floats(&format!("scalar_{value:?}"), &[], &[value])?;
         self.scalars.insert(value.to_bits(), name.clone());
         Ok(name)
     }

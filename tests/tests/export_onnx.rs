@@ -124,6 +124,21 @@ fn reweight(graph: &mut Graph) {
     }
 }
 
+/// Makes the input of a final Softmax the graph output: with varied weights the logits
+/// of deep networks grow large and the probabilities saturate to one-hot, which would
+/// hide differences.
+fn drop_final_softmax(graph: &mut Graph) {
+    let last = graph.nodes.iter().position(|n| {
+        n.outputs == [graph.outputs[0]]
+            && n.activation == Activation::None
+            && matches!(n.op, Op::Runtime(Rt::Softmax { .. }))
+    });
+    if let Some(k) = last {
+        graph.outputs[0] = graph.nodes[k].inputs[0];
+        graph.nodes.remove(k);
+    }
+}
+
 /// Emits `graph` as ONNX and returns onnxruntime's output 0 on `data`, and the emitted
 /// file's size.
 fn emitted(tag: &str, graph: &Graph, data: &[f32]) -> (Vec<f32>, u64) {
@@ -199,33 +214,32 @@ fn light_models_emitted_onnx_matches_the_runtime() {
     ];
     let mut bad = Vec::new();
     println!(
-        "\n{:<14} {:>14} {:>12} {:>12}  (varied weights; the runtime vs onnxruntime on the emitted ONNX)",
-        "model", "max abs diff", "output std", "ONNX bytes"
+        "\n{:<14} {:>12} {:>12} {:>12}  (varied weights, logits; runtime vs onnxruntime \
+         on the emitted ONNX)",
+        "model", "max abs diff", "max |logit|", "ONNX bytes"
     );
     for name in names {
-        let mut graph = convert(
-            name,
-            &dir.join(format!("light_{name}.onnx")),
-            HashMap::new(),
-        )
-        .graph;
+        let model = dir.join(format!("light_{name}.onnx"));
+        let mut graph = convert(name, &model, HashMap::new()).graph;
         reweight(&mut graph);
+        drop_final_softmax(&mut graph);
         let bytes = export(&graph, &ExportOptions::default()).expect("exports");
-        let input = graph.values[graph.inputs[0]].shape.iter().product();
-        let data = image(input);
+        let data = image(graph.values[graph.inputs[0]].shape.iter().product());
         let (got, size) = emitted(name, &graph, &data);
         let want = runtime(bytes, &data);
         let (diff, _) = max_diff(&got, &want);
-        let mean = want.iter().sum::<f32>() / want.len() as f32;
-        let std = (want.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / want.len() as f32).sqrt();
-        println!("{name:<14} {diff:>14.3e} {std:>12.3e} {size:>12}");
-        if diff >= 1e-4 || std < 1e-6 {
-            bad.push((name, diff, std));
+        let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let spread = want.iter().fold(f32::MIN, |m, &v| m.max(v))
+            - want.iter().fold(f32::MAX, |m, &v| m.min(v));
+        println!("{name:<14} {diff:>12.3e} {scale:>12.3e} {size:>12}");
+        if diff >= 1e-4 * scale.max(1.0) || spread <= 1e-3 * scale {
+            bad.push((name, diff, scale));
         }
     }
     assert!(
         bad.is_empty(),
-        "onnxruntime differs from the runtime (or the output is flat): {bad:?}"
+        "onnxruntime differs from the runtime by more than 1e-4 of the output scale, or \
+         the output is flat: {bad:?}"
     );
 }
 
@@ -525,8 +539,10 @@ fn every_op() -> Graph {
     }
 
     // Pools: 3x3 / 2 with padding counted; 2x2 / 2 in ceil mode whose last window would
-    // start in the padding (so it is dropped); 3x3 / 2 in ceil mode with a partial last
-    // window; dilated max in ceil mode; global average.
+    // start in the padding (so it is dropped, as onnxruntime's kernel does; ONNX shape
+    // inference keeps it, so onnxruntime warns that the declared output shape differs from
+    // the inferred one); 3x3 / 2 in ceil mode with a partial last window; dilated max in
+    // ceil mode; global average.
     let pool = |kind, kernel, stride, dilation, pads, ceil_mode, count_include_pad| {
         Rt::Pool2d(Pool2d {
             kind,
@@ -575,7 +591,7 @@ fn every_op() -> Graph {
 /// every output against the candle IR (atol and rtol 1e-5) and prints the largest difference.
 fn matches_onnxruntime(tag: &str, g: &Graph) {
     let input = data(&[1, 4, 6, 6], 0);
-    let want = eval(g, &[input.clone()]).expect("the IR runs");
+    let want = eval(g, std::slice::from_ref(&input)).expect("the IR runs");
     let dir = temp_dir(tag);
     let onnx = dir.join(format!("{tag}.onnx"));
     write_onnx(g, &onnx).expect("writes");
