@@ -23,7 +23,8 @@ pub struct Args {
     output: PathBuf,
     /// What to remove: magnitude (single weights), block:RxC (e.g. block:4x1), nm:N:M
     /// (e.g. nm:2:4), channel (convolution filters, removed for real), neuron (linear
-    /// layer outputs, removed for real).
+    /// layer outputs, removed for real), layer (whole residual blocks and shape-keeping
+    /// conv units; --channels R is the fraction of candidates removed).
     #[arg(long, value_name = "METHOD")]
     method: String,
     /// Importance: l1, l2, random, bn-scale (channels only: the BatchNorm scale after
@@ -97,6 +98,7 @@ fn method(s: &str) -> Result<Method> {
         ["magnitude"] => Method::Weights(Granularity::Unstructured),
         ["channel"] => Method::Channels,
         ["neuron"] => Method::Neurons,
+        ["layer"] => Method::Layers,
         ["block", dims] => {
             let (r, c) = dims
                 .split_once('x')
@@ -110,7 +112,9 @@ fn method(s: &str) -> Result<Method> {
             n: number(n)?,
             m: number(m)?,
         }),
-        _ => bail!("unknown --method {s}: use magnitude, block:RxC, nm:N:M, channel or neuron"),
+        _ => bail!(
+            "unknown --method {s}: use magnitude, block:RxC, nm:N:M, channel, neuron or layer"
+        ),
     })
 }
 
@@ -143,7 +147,7 @@ pub fn run(args: Args) -> Result<()> {
         }
         None => Recipe::default(),
     };
-    let structural = matches!(method, Method::Channels | Method::Neurons);
+    let structural = matches!(method, Method::Channels | Method::Neurons | Method::Layers);
     let amount = match (method, args.sparsity, args.channels, args.target_macs) {
         (Method::Weights(Granularity::NM { n, m }), None, None, None) => {
             1.0 - n as f32 / m.max(1) as f32

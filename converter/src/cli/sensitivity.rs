@@ -270,6 +270,9 @@ pub fn run(args: Args) -> Result<()> {
         Some("macs") => Some(Target::Macs),
         Some(other) => bail!("unknown --target {other}: use params or macs"),
     };
+    if let Some(budget) = args.budget.filter(|b| !(0.0..1.0).contains(b)) {
+        bail!("--budget {budget} is outside [0, 1): it is the fraction of the --target removed");
+    }
     let structural = matches!(method, Method::Channels | Method::Neurons);
     if structural && args.recipe_out.is_some() {
         bail!(

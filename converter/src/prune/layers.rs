@@ -886,6 +886,20 @@ mod tests {
         session.set_input(0, &x).unwrap();
         session.run();
         assert_eq!(model.outputs()[0].shape.to_vec(), [1, 1000]);
-        assert_eq!(session.output(0).unwrap().len(), 1000);
+        let got = session.output(0).unwrap();
+        assert_eq!(got.len(), 1000);
+        // The runtime agrees with the pruned IR.
+        let x = Tensor::from_vec(x, shape, &Device::Cpu).unwrap();
+        let want = eval(&graph, &[x]).unwrap()[0]
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (g - w).abs() <= 1e-4 * w.abs().max(1.0),
+                "runtime {g} vs IR {w}"
+            );
+        }
     }
 }

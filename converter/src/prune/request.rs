@@ -9,6 +9,7 @@ use lopper_runtime::graph::Op as Rt;
 
 use super::criteria::{bn_scale_scores, channel_scores, weight_scores, Criterion};
 use super::depgraph::{build, DepGraph};
+use super::layers::prune_layers;
 use super::mask::{apply as apply_mask, global_masks, mask, sparsity_of, Granularity};
 use super::structural::{apply, select, ChannelRequest, GroupChange, Mode};
 use super::{PruneError, Result};
@@ -23,6 +24,9 @@ pub enum Method {
     Channels,
     /// Neurons (output features) of linear layers are cut out.
     Neurons,
+    /// Whole residual blocks (replaced by their shortcut) and shape-keeping conv units
+    /// (replaced by their input).
+    Layers,
 }
 
 /// A full request.
@@ -124,6 +128,14 @@ pub fn prune(graph: &mut Graph, request: &PruneRequest) -> Result<PruneSummary> 
             prune_weights(graph, request, granularity, &layers, &protected)
         }
         Method::Channels | Method::Neurons => prune_channels(graph, request, &protected),
+        Method::Layers => {
+            let removed = prune_layers(graph, request.criterion, request.amount, &protected)?;
+            let layers = removed.into_iter().map(|name| (name, 1.0)).collect();
+            Ok(PruneSummary {
+                layers,
+                groups: Vec::new(),
+            })
+        }
     }
 }
 

@@ -171,38 +171,29 @@ impl Dataset {
     }
 }
 
-/// Checks that the images of `data` fit a model input of shape `model_input`, given per
-/// sample (`[C, H, W]`, `[F]`, ...) or with a leading batch dimension (`[N, C, H, W]`).
-/// Leading dimensions of 1 are ignored on both sides, so 1x1x64 features fit an input
-/// `[64]`. The error reads "images are 1x8x8, the model wants 1x28x28".
+/// Checks that the images of `data` fit a model input of shape `model_input`, batch
+/// dimension first (`[N, C, H, W]`, `[N, F]`, ...). Leading dimensions of 1 are ignored on
+/// both sides, so 1x1x64 features fit an input `[N, 64]`. The error reads
+/// "images are 1x8x8, the model wants 1x28x28".
 pub fn check_input_shape(data: &Dataset, model_input: &[usize]) -> Result<()> {
     let image = data.image_shape();
+    let per_sample = model_input.get(1..).unwrap_or_default();
     let squeeze =
         |shape: &[usize]| -> Vec<usize> { shape.iter().copied().skip_while(|&d| d == 1).collect() };
-    let ours = squeeze(&image);
-    let fits = squeeze(model_input) == ours
-        || model_input
-            .split_first()
-            .is_some_and(|(_, per_sample)| squeeze(per_sample) == ours);
-    if fits {
+    if !model_input.is_empty() && squeeze(per_sample) == squeeze(&image) {
         return Ok(());
     }
-    let wanted = if model_input.len() > image.len() {
-        &model_input[1..]
-    } else {
-        model_input
-    };
     Err(DataError::InputShape {
         what: data.name.clone(),
         found: shape_text(&image),
-        wanted: shape_text(wanted),
+        wanted: shape_text(per_sample),
     })
 }
 
-/// `[1, 8, 8]` as "1x8x8" (a scalar as "a scalar").
+/// `[1, 8, 8]` as "1x8x8" (no dimensions as "a scalar per sample").
 fn shape_text(shape: &[usize]) -> String {
     if shape.is_empty() {
-        return "a scalar".to_string();
+        return "a scalar per sample".to_string();
     }
     shape
         .iter()
@@ -308,18 +299,28 @@ mod tests {
             numbered_classes(2),
         )
         .unwrap();
-        for fits in [&[1, 8, 8][..], &[1, 1, 8, 8], &[32, 1, 8, 8], &[8, 8]] {
+        for fits in [
+            &[1, 1, 8, 8][..],
+            &[32, 1, 8, 8],
+            &[1, 8, 8],
+            &[5, 1, 1, 8, 8],
+        ] {
             check_input_shape(&data, fits).unwrap();
         }
         let err = check_input_shape(&data, &[1, 1, 28, 28])
             .unwrap_err()
             .to_string();
         assert_eq!(err, "digits: images are 1x8x8, the model wants 1x28x28");
-        let err = check_input_shape(&data, &[3, 8, 8])
+        let err = check_input_shape(&data, &[1, 3, 8, 8])
             .unwrap_err()
             .to_string();
         assert_eq!(err, "digits: images are 1x8x8, the model wants 3x8x8");
         let err = check_input_shape(&data, &[1, 64]).unwrap_err().to_string();
-        assert_eq!(err, "digits: images are 1x8x8, the model wants 1x64");
+        assert_eq!(err, "digits: images are 1x8x8, the model wants 64");
+        let err = check_input_shape(&data, &[]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "digits: images are 1x8x8, the model wants a scalar per sample"
+        );
     }
 }
