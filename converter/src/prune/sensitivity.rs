@@ -208,7 +208,7 @@ fn weight_layers(graph: &Graph) -> Vec<usize> {
 /// one removable channel (made only of linear layers for `Neurons`).
 fn units(graph: &Graph, method: Method, layers: &[usize]) -> Vec<Unit> {
     match method {
-        // Whole-layer candidates are scored by `layers::layer_importance` instead.
+        // Refused by `analyse_with_progress`: whole layers have no amount to sweep.
         Method::Layers => Vec::new(),
         Method::Weights(_) => layers
             .iter()
@@ -347,8 +347,9 @@ pub fn analyse(
 /// structural group) at each amount of `grid`, on a copy, runs the copy on every
 /// calibration input (one tensor per graph input each) and records the output distance
 /// to the dense model. `progress(i, n, name)` is called before unit `i` (1-based) of `n`.
-/// Errors on grid values outside `[0, 1)`, an empty grid or input list, N:M (its amount is
-/// fixed), a model with nothing to prune, and failures to prune or evaluate.
+/// Errors on grid values outside `[0, 1)`, an empty grid or input list, N:M and whole-layer
+/// methods (no amount to sweep), a model with nothing to prune, and failures to prune or
+/// evaluate.
 pub fn analyse_with_progress(
     graph: &Graph,
     method: Method,
@@ -372,6 +373,11 @@ pub fn analyse_with_progress(
         return Err(SensitivityError::Request(format!(
             "{n}:{m} pruning always removes {n} of every {m}: there is no amount to sweep; use magnitude or block pruning"
         )));
+    }
+    if method == Method::Layers {
+        return Err(SensitivityError::Request(
+            "layer pruning removes whole layers: there is no amount to sweep; use magnitude, block, channel or neuron pruning".into(),
+        ));
     }
     if inputs.is_empty() {
         return Err(SensitivityError::Request(
@@ -795,6 +801,10 @@ mod tests {
         let nm = Method::Weights(Granularity::NM { n: 2, m: 4 });
         assert!(matches!(
             analyse(&g, nm, Criterion::L1, &[0.5], &inputs),
+            Err(SensitivityError::Request(_))
+        ));
+        assert!(matches!(
+            analyse(&g, Method::Layers, Criterion::L1, &[0.5], &inputs),
             Err(SensitivityError::Request(_))
         ));
         // The two paths meet at the graph output: no channel can go.
