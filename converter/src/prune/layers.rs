@@ -368,128 +368,11 @@ pub fn prune_layers(
 #[cfg(test)]
 mod tests {
     use candle_core::{Device, Tensor};
-    use lopper_runtime::graph::Conv2d;
 
     use super::*;
     use crate::ir::eval;
 
-    /// Deterministic values in [-1, 1).
-    fn values(n: usize, seed: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| (((i * 7919 + seed * 104729) % 2000) as f32 / 1000.0) - 1.0)
-            .collect()
-    }
-
-    fn tensor(shape: &[usize], seed: usize) -> Tensor {
-        Tensor::from_vec(values(shape.iter().product(), seed), shape, &Device::Cpu).unwrap()
-    }
-
-    /// A tiny IR builder for test graphs; node `i` is named `n{i}`.
-    struct B {
-        g: Graph,
-        seed: usize,
-    }
-
-    impl B {
-        fn new(input: &[usize]) -> (B, ValueId) {
-            let mut g = Graph::default();
-            let x = g.activation("x", input.to_vec());
-            g.inputs.push(x);
-            (B { g, seed: 1 }, x)
-        }
-
-        fn node(&mut self, op: Op, inputs: Vec<ValueId>, act: Activation) -> ValueId {
-            let shape = self.g.shape(inputs[0]).to_vec();
-            self.node_shaped(op, inputs, shape, act)
-        }
-
-        fn node_shaped(
-            &mut self,
-            op: Op,
-            inputs: Vec<ValueId>,
-            shape: Vec<usize>,
-            act: Activation,
-        ) -> ValueId {
-            let name = format!("n{}", self.g.nodes.len());
-            let y = self.g.activation(&name, shape);
-            self.g.push(&name, op, inputs, vec![y]);
-            self.g.nodes.last_mut().unwrap().activation = act;
-            y
-        }
-
-        fn constant(&mut self, shape: &[usize]) -> ValueId {
-            self.seed += 1;
-            let name = format!("c{}", self.seed);
-            self.g.constant(&name, tensor(shape, self.seed))
-        }
-
-        /// Conv with "same" padding for odd kernels.
-        fn conv(&mut self, x: ValueId, out: usize, k: usize, act: Activation) -> ValueId {
-            let s = self.g.shape(x).to_vec();
-            let w = self.constant(&[out, s[1], k, k]);
-            let b = self.constant(&[out]);
-            let attrs = Conv2d {
-                pads: [k / 2; 4],
-                ..Conv2d::default()
-            };
-            self.node_shaped(
-                Op::Runtime(Rt::Conv2d(attrs)),
-                vec![x, w, b],
-                vec![s[0], out, s[2], s[3]],
-                act,
-            )
-        }
-
-        /// Conv then BatchNorm (with the activation).
-        fn conv_bn(&mut self, x: ValueId, out: usize, k: usize, act: Activation) -> ValueId {
-            let c = self.conv(x, out, k, Activation::None);
-            let params: Vec<ValueId> = (0..4).map(|_| self.constant(&[out])).collect();
-            // Variances must be positive.
-            let var = params[3];
-            let v = self.g.constant_of(var).unwrap().abs().unwrap();
-            self.g.values[var].constant = Some(v.affine(1.0, 0.5).unwrap());
-            let mut inputs = vec![c];
-            inputs.extend(params);
-            self.node(Op::BatchNorm { epsilon: 1e-5 }, inputs, act)
-        }
-
-        fn add(&mut self, a: ValueId, b: ValueId, act: Activation) -> ValueId {
-            self.node(Op::Runtime(Rt::Binary(BinaryKind::Add)), vec![a, b], act)
-        }
-
-        fn relu(&mut self, x: ValueId) -> ValueId {
-            self.node(Op::Runtime(Rt::Unary), vec![x], Activation::Relu)
-        }
-
-        fn head(&mut self, x: ValueId, classes: usize) -> ValueId {
-            let s = self.g.shape(x).to_vec();
-            let gap = self.node_shaped(
-                Op::Runtime(Rt::GlobalAveragePool),
-                vec![x],
-                vec![s[0], s[1], 1, 1],
-                Activation::None,
-            );
-            let flat = self.node_shaped(
-                Op::Runtime(Rt::Reshape),
-                vec![gap],
-                vec![s[0], s[1]],
-                Activation::None,
-            );
-            let w = self.constant(&[classes, s[1]]);
-            let b = self.constant(&[classes]);
-            self.node_shaped(
-                Op::Runtime(Rt::Linear),
-                vec![flat, w, b],
-                vec![s[0], classes],
-                Activation::None,
-            )
-        }
-
-        fn finish(mut self, y: ValueId) -> Graph {
-            self.g.outputs.push(y);
-            self.g
-        }
-    }
+    use crate::prune::test_graphs::{tensor, B};
 
     /// Stem (nodes 0-1); residual block 1 with a fused Relu on its Add (2-6; its two
     /// 8 -> 8 convolutions are units too); bottleneck block 2 with the shortcut as the
@@ -497,18 +380,18 @@ mod tests {
     /// (13-15); a projection-shortcut block, not a candidate (16-19); head (20-22).
     fn network() -> Graph {
         let (mut b, x) = B::new(&[1, 3, 6, 6]);
-        let stem = b.conv_bn(x, 8, 3, Activation::Relu);
-        let b1a = b.conv_bn(stem, 8, 3, Activation::Relu);
-        let b1b = b.conv_bn(b1a, 8, 3, Activation::None);
+        let stem = b.conv_bn(x, 8, 3, 1, Activation::Relu);
+        let b1a = b.conv_bn(stem, 8, 3, 1, Activation::Relu);
+        let b1b = b.conv_bn(b1a, 8, 3, 1, Activation::None);
         let y1 = b.add(stem, b1b, Activation::Relu);
-        let b2a = b.conv_bn(y1, 4, 1, Activation::Relu);
-        let b2b = b.conv_bn(b2a, 8, 3, Activation::None);
+        let b2a = b.conv_bn(y1, 4, 1, 1, Activation::Relu);
+        let b2b = b.conv_bn(b2a, 8, 3, 1, Activation::None);
         let y2 = b.add(b2b, y1, Activation::None);
         let r2 = b.relu(y2);
-        let u = b.conv_bn(r2, 8, 3, Activation::None);
+        let u = b.conv_bn(r2, 8, 3, 1, Activation::None);
         let u = b.relu(u);
-        let p = b.conv(u, 6, 1, Activation::None);
-        let q = b.conv_bn(u, 6, 3, Activation::None);
+        let p = b.conv(u, 6, 1, 1, Activation::None);
+        let q = b.conv_bn(u, 6, 3, 1, Activation::None);
         let y3 = b.add(p, q, Activation::Relu);
         let y = b.head(y3, 3);
         b.finish(y)
@@ -590,9 +473,9 @@ mod tests {
     fn nothing_touching_graph_inputs_or_outputs_is_a_candidate() {
         // x -> c1 (reads the input) -> c2 -> c3 -> Add(c1, c3) = graph output.
         let (mut b, x) = B::new(&[1, 4, 5, 5]);
-        let c1 = b.conv(x, 4, 3, Activation::Relu);
-        let c2 = b.conv(c1, 4, 3, Activation::Relu);
-        let c3 = b.conv(c2, 4, 3, Activation::None);
+        let c1 = b.conv(x, 4, 3, 1, Activation::Relu);
+        let c2 = b.conv(c1, 4, 3, 1, Activation::Relu);
+        let c3 = b.conv(c2, 4, 3, 1, Activation::None);
         let y = b.add(c1, c3, Activation::None);
         let mut graph = b.finish(y);
         let names: Vec<String> = layer_candidates(&graph)
@@ -609,7 +492,7 @@ mod tests {
         assert_eq!(names, ["n1"]);
         // A branch without weights is no residual block.
         let (mut b, x) = B::new(&[1, 4, 5, 5]);
-        let c = b.conv(x, 4, 3, Activation::None);
+        let c = b.conv(x, 4, 3, 1, Activation::None);
         let r = b.relu(c);
         let s = b.add(c, r, Activation::None);
         let y = b.relu(s);

@@ -12,6 +12,8 @@ pub mod request;
 pub mod schedule;
 pub mod sensitivity;
 pub mod structural;
+#[cfg(test)]
+mod test_graphs;
 
 /// Why a pruning request failed.
 #[derive(Debug, thiserror::Error)]
