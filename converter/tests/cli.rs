@@ -971,3 +971,40 @@ fn malformed_nodes_are_blamed_on_the_node_not_the_converter() {
         assert!(!stderr.contains("please report"), "{stderr}");
     }
 }
+
+#[test]
+fn run_refuses_an_input_given_twice_and_shape_options_for_lopper_files() {
+    let (dir, onnx) = with_model("twice");
+    let model = dir.join("m.lopper");
+    convert_json(&onnx, &model, &[]);
+    let (input, _) = write_input(&dir, "x.npy", 1);
+    let mut arg = std::ffi::OsString::from(format!("{INPUT}="));
+    arg.push(&input);
+    let run = lopper([
+        "run".as_ref(),
+        model.as_os_str(),
+        "--input".as_ref(),
+        arg.as_os_str(),
+        "--input".as_ref(),
+        arg.as_os_str(),
+        "--output-dir".as_ref(),
+        dir.join("out").as_os_str(),
+    ]);
+    let stderr = run.fails();
+    assert!(
+        stderr.contains(&format!("input '{INPUT}' is given twice")),
+        "{stderr}"
+    );
+    let run = lopper([
+        "run".as_ref(),
+        model.as_os_str(),
+        "--batch".as_ref(),
+        "2".as_ref(),
+        "--input".as_ref(),
+        arg.as_os_str(),
+        "--output-dir".as_ref(),
+        dir.join("out").as_os_str(),
+    ]);
+    let stderr = run.fails();
+    assert!(stderr.contains("apply to .onnx models"), "{stderr}");
+}

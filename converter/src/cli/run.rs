@@ -57,6 +57,8 @@ pub fn run(args: Args) -> Result<()> {
         Model::from_vec(converted.bytes)?
     } else if args.reference {
         bail!("--reference runs the IR built from the ONNX model: give the .onnx file");
+    } else if !args.input_shapes.is_empty() || args.batch != 1 {
+        bail!("--input-shape and --batch apply to .onnx models; a .lopper file has fixed shapes (see `lopper inspect`)");
     } else {
         Model::open(&args.model).with_context(|| format!("cannot load {}", args.model.display()))?
     };
@@ -76,6 +78,9 @@ pub fn run(args: Args) -> Result<()> {
         let index = session
             .input_index(&name)
             .with_context(|| format!("the model's inputs are {}", names(&declared)))?;
+        if given[index] {
+            bail!("input '{name}' is given twice");
+        }
         let (values, shape) = npy::read(file.as_ref())?;
         if shape != declared[index].shape {
             bail!(
