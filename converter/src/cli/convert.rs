@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use lopper_converter::export::ExportOptions;
 use lopper_converter::files::write_atomic;
-use lopper_converter::import::ImportOptions;
 use lopper_converter::inspect::{lopper_layers, totals};
 use lopper_converter::pipeline::{convert_file, ConvertOptions};
 use lopper_runtime::graph::Storage;
@@ -21,12 +20,8 @@ pub struct Args {
     /// Store convolution and linear weights as f16 (half the bytes).
     #[arg(long)]
     f16: bool,
-    /// Size of a symbolic batch dimension.
-    #[arg(long, default_value_t = 1)]
-    batch: usize,
-    /// Shape of a graph input whose dimensions the file leaves open, e.g. x=1,3,224,224.
-    #[arg(long = "input-shape", value_name = "NAME=D0,D1,...", value_parser = super::parse_shape)]
-    input_shapes: Vec<(String, Vec<usize>)>,
+    #[command(flatten)]
+    shapes: super::ShapeArgs,
     /// Print a JSON summary instead of text.
     #[arg(long)]
     json: bool,
@@ -35,11 +30,7 @@ pub struct Args {
 /// Runs `lopper convert`.
 pub fn run(args: Args) -> Result<()> {
     let options = ConvertOptions {
-        import: ImportOptions {
-            batch: args.batch,
-            input_shapes: args.input_shapes.into_iter().collect(),
-            ..ImportOptions::default()
-        },
+        import: args.shapes.import_options(),
         export: ExportOptions {
             storage: if args.f16 { Storage::F16 } else { Storage::F32 },
             ..ExportOptions::default()

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use lopper_converter::import::{import, ImportOptions};
+use lopper_converter::import::import;
 use lopper_converter::inspect::{ir_layers, lopper_layers, totals, Layer};
 
 /// Arguments of `lopper inspect`.
@@ -14,12 +14,8 @@ pub struct Args {
     /// Print JSON (one object with `layers` and `totals`).
     #[arg(long)]
     json: bool,
-    /// Size of a symbolic batch dimension (for .onnx files).
-    #[arg(long, default_value_t = 1)]
-    batch: usize,
-    /// Shape of an input the .onnx file leaves open, e.g. x=1,3,224,224.
-    #[arg(long = "input-shape", value_name = "NAME=D0,D1,...", value_parser = super::parse_shape)]
-    input_shapes: Vec<(String, Vec<usize>)>,
+    #[command(flatten)]
+    shapes: super::ShapeArgs,
 }
 
 /// Runs `lopper inspect`.
@@ -30,11 +26,7 @@ pub fn run(args: Args) -> Result<()> {
         .is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
     let layers = if is_onnx {
         let model = lopper_converter::onnx::load(&args.file)?;
-        let options = ImportOptions {
-            batch: args.batch,
-            input_shapes: args.input_shapes.iter().cloned().collect(),
-            ..ImportOptions::default()
-        };
+        let options = args.shapes.import_options();
         let graph = import(&model, &options)
             .with_context(|| format!("cannot import {}", args.file.display()))?;
         ir_layers(&graph)

@@ -55,6 +55,34 @@ pub fn run() -> Result<()> {
     }
 }
 
+/// How to fix the open dimensions of an ONNX model's inputs; shared by every subcommand
+/// that reads ONNX.
+#[derive(clap::Args)]
+pub struct ShapeArgs {
+    /// Size of a symbolic batch dimension (for .onnx models).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Shape of an input the .onnx file leaves open, e.g. x=1,3,224,224.
+    #[arg(long = "input-shape", value_name = "NAME=D0,D1,...", value_parser = parse_shape)]
+    pub input_shapes: Vec<(String, Vec<usize>)>,
+}
+
+impl ShapeArgs {
+    /// The import options these arguments ask for.
+    pub fn import_options(&self) -> lopper_converter::import::ImportOptions {
+        lopper_converter::import::ImportOptions {
+            batch: self.batch,
+            input_shapes: self.input_shapes.iter().cloned().collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Whether any shape option was given.
+    pub fn given(&self) -> bool {
+        self.batch != 1 || !self.input_shapes.is_empty()
+    }
+}
+
 /// Parses `NAME=D0,D1,...`.
 pub fn parse_shape(s: &str) -> Result<(String, Vec<usize>), String> {
     let (name, dims) = s.split_once('=').ok_or("expected NAME=D0,D1,...")?;

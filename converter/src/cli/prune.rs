@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use lopper_converter::export::ExportOptions;
 use lopper_converter::files::write_atomic;
-use lopper_converter::import::ImportOptions;
 use lopper_converter::pipeline::{prune_file, ConvertOptions};
 use lopper_converter::prune::criteria::Criterion;
 use lopper_converter::prune::mask::Granularity;
@@ -68,12 +67,8 @@ pub struct Args {
     /// Store weights as f16.
     #[arg(long)]
     f16: bool,
-    /// Size of a symbolic batch dimension.
-    #[arg(long, default_value_t = 1)]
-    batch: usize,
-    /// Shape of an input the file leaves open, e.g. x=1,3,224,224.
-    #[arg(long = "input-shape", value_name = "NAME=D0,D1,...", value_parser = super::parse_shape)]
-    input_shapes: Vec<(String, Vec<usize>)>,
+    #[command(flatten)]
+    shapes: super::ShapeArgs,
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -176,11 +171,7 @@ pub fn run(args: Args) -> Result<()> {
         protect_defaults: !args.no_protect,
     };
     let options = ConvertOptions {
-        import: ImportOptions {
-            batch: args.batch,
-            input_shapes: args.input_shapes.into_iter().collect(),
-            ..ImportOptions::default()
-        },
+        import: args.shapes.import_options(),
         export: ExportOptions {
             storage: if args.f16 { Storage::F16 } else { Storage::F32 },
             ..ExportOptions::default()

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use lopper_converter::files::write_atomic;
-use lopper_converter::import::ImportOptions;
 use lopper_converter::ir::eval;
 use lopper_converter::npy;
 use lopper_converter::pipeline::{convert_file, ConvertOptions};
@@ -27,12 +26,8 @@ pub struct Args {
     /// absolute and relative differences; needs an .onnx model.
     #[arg(long)]
     reference: bool,
-    /// Size of a symbolic batch dimension (for .onnx models).
-    #[arg(long, default_value_t = 1)]
-    batch: usize,
-    /// Shape of an input the .onnx file leaves open, e.g. x=1,3,224,224.
-    #[arg(long = "input-shape", value_name = "NAME=D0,D1,...", value_parser = super::parse_shape)]
-    input_shapes: Vec<(String, Vec<usize>)>,
+    #[command(flatten)]
+    shapes: super::ShapeArgs,
 }
 
 /// Runs `lopper run`.
@@ -44,11 +39,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut reference_graph = None;
     let model = if is_onnx {
         let options = ConvertOptions {
-            import: ImportOptions {
-                batch: args.batch,
-                input_shapes: args.input_shapes.iter().cloned().collect(),
-                ..ImportOptions::default()
-            },
+            import: args.shapes.import_options(),
             ..ConvertOptions::default()
         };
         let converted = convert_file(&args.model, &options)
@@ -57,7 +48,7 @@ pub fn run(args: Args) -> Result<()> {
         Model::from_vec(converted.bytes)?
     } else if args.reference {
         bail!("--reference runs the IR built from the ONNX model: give the .onnx file");
-    } else if !args.input_shapes.is_empty() || args.batch != 1 {
+    } else if args.shapes.given() {
         bail!("--input-shape and --batch apply to .onnx models; a .lopper file has fixed shapes (see `lopper inspect`)");
     } else {
         Model::open(&args.model).with_context(|| format!("cannot load {}", args.model.display()))?

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use lopper_converter::files::write_atomic;
-use lopper_converter::import::{import, ImportOptions};
+use lopper_converter::import::import;
 use lopper_converter::ir::Graph;
 use lopper_converter::npy;
 use lopper_converter::onnx::load;
@@ -50,12 +50,8 @@ pub struct Args {
     /// shape [K, 3, 48, 192], K samples.
     #[arg(long = "input", value_name = "NAME=FILE.npy", conflicts_with = "count")]
     data: Vec<String>,
-    /// Size of a symbolic batch dimension.
-    #[arg(long, default_value_t = 1)]
-    batch: usize,
-    /// Shape of an input the file leaves open, e.g. x=1,3,224,224.
-    #[arg(long = "input-shape", value_name = "NAME=D0,D1,...", value_parser = super::parse_shape)]
-    input_shapes: Vec<(String, Vec<usize>)>,
+    #[command(flatten)]
+    shapes: super::ShapeArgs,
     /// Allocate per-layer amounts that remove --budget of the model's params or macs,
     /// with the least predicted damage.
     #[arg(long, value_name = "params|macs", requires = "budget")]
@@ -280,15 +276,8 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     let model = load(&args.input)?;
-    let graph = import(
-        &model,
-        &ImportOptions {
-            batch: args.batch,
-            input_shapes: args.input_shapes.into_iter().collect(),
-            ..ImportOptions::default()
-        },
-    )
-    .with_context(|| format!("cannot import {}", args.input.display()))?;
+    let graph = import(&model, &args.shapes.import_options())
+        .with_context(|| format!("cannot import {}", args.input.display()))?;
     let inputs = if args.data.is_empty() {
         if args.count == 0 {
             bail!("--inputs must be at least 1");
