@@ -449,6 +449,49 @@ pub(super) fn pair(v: Option<&[i64]>, default: usize, what: &str) -> Result<[usi
     }
 }
 
+/// Stride, dilation, padding and output size of a 2-D sliding window (Conv, pooling)
+/// from the ONNX attributes, for an NCHW input of shape `xs`.
+struct Window {
+    stride: [usize; 2],
+    dilation: [usize; 2],
+    pads: [usize; 4],
+    out: [usize; 2],
+}
+
+fn window(attrs: &Attrs, xs: &[usize], kernel: [usize; 2], ceil_mode: bool) -> Result<Window> {
+    let stride = pair(attrs.ints("strides"), 1, "strides")?;
+    let dilation = pair(attrs.ints("dilations"), 1, "dilations")?;
+    let auto_pad = attrs
+        .string("auto_pad", "NOTSET")
+        .map_err(|e| e.to_string())?;
+    let pads = window_pads(
+        auto_pad,
+        attrs.ints("pads"),
+        [xs[2], xs[3]],
+        kernel,
+        stride,
+        dilation,
+    )?;
+    let len = |a: usize| {
+        window::output_len(
+            xs[2 + a],
+            kernel[a],
+            stride[a],
+            dilation[a],
+            pads[a],
+            pads[a + 2],
+            ceil_mode,
+        )
+        .ok_or_else(|| "the window does not fit the padded input".to_string())
+    };
+    Ok(Window {
+        stride,
+        dilation,
+        pads,
+        out: [len(0)?, len(1)?],
+    })
+}
+
 fn conv(cx: &mut Cx, attrs: &Attrs) -> Result<()> {
     let x = cx.req(0)?;
     let w = cx.req(1)?;
@@ -464,41 +507,18 @@ fn conv(cx: &mut Cx, attrs: &Attrs) -> Result<()> {
             "kernel_shape {kernel:?} does not match weight {ws:?}"
         ));
     }
-    let stride = pair(attrs.ints("strides"), 1, "strides")?;
-    let dilation = pair(attrs.ints("dilations"), 1, "dilations")?;
-    let pads = window_pads(
-        attrs
-            .string("auto_pad", "NOTSET")
-            .map_err(|e| e.to_string())?,
-        attrs.ints("pads"),
-        [xs[2], xs[3]],
-        kernel,
-        stride,
-        dilation,
-    )?;
+    let win = window(attrs, &xs, kernel, false)?;
     let groups = usize::try_from(attrs.int("group", 1)).map_err(|_| "negative group")?;
     if groups == 0 || xs[1] % groups != 0 || ws[1] * groups != xs[1] || ws[0] % groups != 0 {
         return Err(format!(
             "{groups} groups do not fit input {xs:?} and weight {ws:?}"
         ));
     }
-    let len = |a: usize| {
-        window::output_len(
-            xs[2 + a],
-            kernel[a],
-            stride[a],
-            dilation[a],
-            pads[a],
-            pads[a + 2],
-            false,
-        )
-        .ok_or_else(|| "the kernel does not fit the padded input".to_string())
-    };
-    let shape = vec![xs[0], ws[0], len(0)?, len(1)?];
+    let shape = vec![xs[0], ws[0], win.out[0], win.out[1]];
     let attrs = Conv2d {
-        stride,
-        dilation,
-        pads,
+        stride: win.stride,
+        dilation: win.dilation,
+        pads: win.pads,
         groups,
     };
     let mut inputs = vec![x, w];
@@ -521,35 +541,11 @@ fn pool(cx: &mut Cx, attrs: &Attrs, max: bool) -> Result<()> {
     cx.require_rank(x, 4, "input (only 2-D pooling is supported)")?;
     let xs = cx.shape(x);
     let kernel = pair(attrs.ints("kernel_shape"), 0, "kernel_shape")?;
-    let stride = pair(attrs.ints("strides"), 1, "strides")?;
-    let dilation = pair(attrs.ints("dilations"), 1, "dilations")?;
     let ceil_mode = attrs.int("ceil_mode", 0) != 0;
     if attrs.int("storage_order", 0) != 0 {
         return Err("storage_order 1 is not supported".into());
     }
-    let pads = window_pads(
-        attrs
-            .string("auto_pad", "NOTSET")
-            .map_err(|e| e.to_string())?,
-        attrs.ints("pads"),
-        [xs[2], xs[3]],
-        kernel,
-        stride,
-        dilation,
-    )?;
-    let len = |a: usize| {
-        window::output_len(
-            xs[2 + a],
-            kernel[a],
-            stride[a],
-            dilation[a],
-            pads[a],
-            pads[a + 2],
-            ceil_mode,
-        )
-        .ok_or_else(|| "the window does not fit the padded input".to_string())
-    };
-    let shape = vec![xs[0], xs[1], len(0)?, len(1)?];
+    let win = window(attrs, &xs, kernel, ceil_mode)?;
     let p = Pool2d {
         kind: if max {
             PoolKind::Max
@@ -557,13 +553,17 @@ fn pool(cx: &mut Cx, attrs: &Attrs, max: bool) -> Result<()> {
             PoolKind::Average
         },
         kernel,
-        stride,
-        dilation,
-        pads,
+        stride: win.stride,
+        dilation: win.dilation,
+        pads: win.pads,
         ceil_mode,
         count_include_pad: attrs.int("count_include_pad", 0) != 0,
     };
-    cx.emit_rt(Rt::Pool2d(p), vec![x], shape);
+    cx.emit_rt(
+        Rt::Pool2d(p),
+        vec![x],
+        vec![xs[0], xs[1], win.out[0], win.out[1]],
+    );
     Ok(())
 }
 
