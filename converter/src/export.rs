@@ -46,6 +46,13 @@ pub enum ExportError {
         /// Op name.
         op: &'static str,
     },
+    /// A value is read (or is a graph output) but is neither an input, a constant nor
+    /// written by an earlier node.
+    #[error("value '{name}' is used before anything writes it")]
+    Unwritten {
+        /// Value name.
+        name: String,
+    },
     /// Reading a constant failed.
     #[error("constant '{name}': {error}")]
     Constant {
@@ -85,7 +92,9 @@ pub fn export(graph: &Graph, options: &ExportOptions) -> Result<Vec<u8>, ExportE
                 let data = value
                     .constant
                     .as_ref()
-                    .expect("nodes read inputs, constants or earlier outputs");
+                    .ok_or_else(|| ExportError::Unwritten {
+                        name: value.name.clone(),
+                    })?;
                 let values: Vec<f32> = data
                     .to_dtype(DType::F32)
                     .and_then(|t| t.flatten_all())
@@ -120,7 +129,10 @@ pub fn export(graph: &Graph, options: &ExportOptions) -> Result<Vec<u8>, ExportE
         w.node(&node.name, op.clone(), &inputs, &outputs, node.activation);
     }
     for &v in &graph.outputs {
-        w.output(ids[v].expect("graph outputs are inputs or node outputs"));
+        let id = ids[v].ok_or_else(|| ExportError::Unwritten {
+            name: graph.values[v].name.clone(),
+        })?;
+        w.output(id);
     }
     Ok(w.finish()?)
 }

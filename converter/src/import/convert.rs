@@ -252,6 +252,9 @@ pub fn convert(
             "only the first output is supported, {used_outputs} more are used"
         ));
     }
+    if let Some(act) = convert_more::activation(op, attrs)? {
+        return cx.unary(act);
+    }
     match op {
         "Identity" | "Dropout" => {
             if cx.const_ints(2)?.is_some_and(|t| t.first() == Some(&1)) {
@@ -282,10 +285,6 @@ pub fn convert(
                 )
             };
             cx.unary(Activation::Clip { min, max })
-        }
-        _ if convert_more::activation(op, attrs)?.is_some() => {
-            let act = convert_more::activation(op, attrs)?.expect("checked");
-            cx.unary(act)
         }
         "Cast" => {
             // TensorProto.DataType 1 float and 11 double are both f32 here; float16 would
