@@ -11,6 +11,7 @@ pub mod ir;
 pub mod npy;
 pub mod onnx;
 pub mod pipeline;
+pub mod progress;
 pub mod prune;
 pub mod report;
 pub mod train;

@@ -13,7 +13,7 @@ pub mod schedule;
 pub mod sensitivity;
 pub mod structural;
 #[cfg(test)]
-mod test_graphs;
+pub(crate) mod test_graphs;
 
 /// Why a pruning request failed.
 #[derive(Debug, thiserror::Error)]
