@@ -1,7 +1,18 @@
 //! The weight x activation product behind Conv2d and Linear, for every sparsity layout and
-//! storage. One signature here; implementations sit side by side (`scalar` today).
+//! storage. One signature here; implementations sit side by side: `scalar` (portable, the
+//! reference the others are tested against) and the vector kernel of `simd`, instantiated
+//! for AVX2 + FMA in `x86` and for NEON in `neon`.
 
+#[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+mod neon;
 mod scalar;
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "aarch64", target_feature = "neon")
+))]
+mod simd;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 use core::ops::Range;
 
@@ -25,6 +36,20 @@ pub fn weight_matmul(
     act: Activation,
     y: &mut [f32],
 ) {
+    assert!(
+        rows.start <= rows.end && rows.end <= w.rows,
+        "rows outside the matrix"
+    );
+    assert!(x.len() >= w.cols * n, "x shorter than cols * n");
+    assert!(y.len() >= rows.len() * n, "y shorter than rows * n");
+    #[cfg(target_arch = "x86_64")]
+    if x86::weight_matmul(w, rows.clone(), x, n, bias, act, y) {
+        return;
+    }
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    if neon::weight_matmul(w, rows.clone(), x, n, bias, act, y) {
+        return;
+    }
     scalar::weight_matmul(w, rows, x, n, bias, act, y);
 }
 
@@ -114,6 +139,107 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The vector kernel of this machine; `false` when it has none or declines the shape.
+    #[allow(unreachable_code)]
+    fn vector(
+        w: &WeightMatrix,
+        rows: Range<usize>,
+        x: &[f32],
+        n: usize,
+        bias: Option<&[f32]>,
+        act: Activation,
+        y: &mut [f32],
+    ) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return x86::weight_matmul(w, rows, x, n, bias, act, y);
+        #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+        return neon::weight_matmul(w, rows, x, n, bias, act, y);
+        false
+    }
+
+    #[test]
+    fn vector_kernel_matches_scalar_over_odd_shapes_layouts_and_storages() {
+        let mut rng = SmallRng::seed_from_u64(23);
+        let acts = [
+            Activation::LeakyRelu { alpha: 0.1 },
+            Activation::None,
+            Activation::HardSwish,
+            Activation::Sigmoid,
+            Activation::Clip {
+                min: -0.5,
+                max: 0.75,
+            },
+            Activation::HardSigmoid {
+                alpha: 0.2,
+                beta: 0.5,
+            },
+            Activation::Relu,
+        ];
+        // Rows around the tile heights (6 and 8) and block heights, columns across the
+        // 256-entry packing block, `n` = 1, narrower than a vector, one vector, tails.
+        let shapes = [
+            (13, 10, 1),
+            (9, 7, 3),
+            (17, 20, 4),
+            (8, 12, 8),
+            (11, 9, 9),
+            (7, 33, 17),
+            (25, 18, 37),
+            (6, 300, 13),
+            (14, 520, 1),
+            (3, 5, 50),
+            (16, 64, 24),
+        ];
+        let mut vectorised = 0;
+        for (case, &(rows, cols, n)) in shapes.iter().enumerate() {
+            let dense = sparse_matrix(&mut rng, rows, cols);
+            let x: Vec<f32> = (0..cols * n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let bias: Vec<f32> = (0..rows).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let act = acts[case % acts.len()];
+            for (layout, storage, e) in all_encodings(&dense, rows, cols) {
+                let w = e.view();
+                let stored = decode_dense(&w);
+                for (range, bias) in [
+                    (0..rows, Some(&bias[..])),
+                    (1..rows - 1, Some(&bias[..])),
+                    (rows / 2..rows, None),
+                ] {
+                    let len = range.len() * n;
+                    let mut want = vec![f32::NAN; len];
+                    scalar::weight_matmul(&w, range.clone(), &x, n, bias, act, &mut want);
+                    let mut got = vec![f32::NAN; len];
+                    if !vector(&w, range.clone(), &x, n, bias, act, &mut got) {
+                        continue;
+                    }
+                    vectorised += 1;
+                    for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                        let (r, j) = (range.start + i / n, i % n);
+                        // Summation order differs: allow rounding relative to the terms.
+                        let scale: f32 = (0..cols)
+                            .map(|k| (stored[r * cols + k] * x[k * n + j]).abs())
+                            .sum::<f32>()
+                            + bias.map_or(0.0, |b| b[r].abs());
+                        assert!(
+                            (a - b).abs() <= 1e-5 * scale + 1e-6,
+                            "{layout:?} {storage:?} {rows}x{cols} n={n} {act:?} rows {range:?} \
+                             [{r}, {j}]: {a} vs {b}"
+                        );
+                    }
+                }
+            }
+        }
+        let has_vectors = cfg!(any(
+            target_arch = "x86_64",
+            all(target_arch = "aarch64", target_feature = "neon")
+        ));
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        let has_vectors = has_vectors && x86::Avx2::detect().is_some();
+        assert!(
+            !has_vectors || vectorised > 0,
+            "the vector kernel never ran"
+        );
     }
 
     #[test]
