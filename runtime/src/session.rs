@@ -7,6 +7,9 @@ use core::ops::Range;
 
 use crate::error::RunError;
 use crate::graph::{matrix_dims, Node, Op};
+use crate::kernels::parallel::Parallel;
+#[cfg(feature = "std")]
+use crate::kernels::parallel::ThreadPool;
 use crate::model::Model;
 use crate::ops::{
     activation, binary, concat, conv, convtranspose, gather, layernorm, linear, lrn, matmul, pad,
@@ -21,11 +24,14 @@ enum ModelRef<'m> {
 }
 
 /// An executable instance of a model with its own activation arena. Several sessions may
-/// share one model (each on its own thread).
+/// share one model (each on its own thread). Runs on the calling thread unless given more
+/// with [`Session::set_threads`] (`std` only).
 pub struct Session<'m> {
     model: ModelRef<'m>,
     plan: Plan,
     arena: Vec<f32>,
+    #[cfg(feature = "std")]
+    pool: Option<ThreadPool>,
 }
 
 /// Time one node took, reported by [`Session::run_profiled`].
@@ -66,7 +72,34 @@ impl<'m> Session<'m> {
                 bytes: plan.arena_len.saturating_mul(4),
             })?;
         arena.resize(plan.arena_len, 0.0);
-        Ok(Session { model, plan, arena })
+        Ok(Session {
+            model,
+            plan,
+            arena,
+            #[cfg(feature = "std")]
+            pool: None,
+        })
+    }
+
+    /// Runs the heavy kernels (convolutions, fully connected layers) on `threads` threads:
+    /// the caller's plus `threads - 1` parked workers, started here. 1 (the default)
+    /// stops the workers. Fails when the operating system refuses a thread.
+    #[cfg(feature = "std")]
+    pub fn set_threads(&mut self, threads: usize) -> std::io::Result<()> {
+        self.pool = None;
+        if threads > 1 {
+            self.pool = Some(ThreadPool::new(threads)?);
+        }
+        Ok(())
+    }
+
+    /// Threads `run` uses.
+    pub fn threads(&self) -> usize {
+        #[cfg(feature = "std")]
+        if let Some(pool) = &self.pool {
+            return pool.threads();
+        }
+        1
     }
 
     /// The model this session runs.
@@ -182,12 +215,17 @@ impl<'m> Session<'m> {
             r if r.is_empty() => out_range.end..out_range.end,
             r => r,
         };
+        #[cfg(feature = "std")]
+        let par = self.pool.as_ref().map_or(Parallel::SERIAL, Parallel::on);
+        #[cfg(not(feature = "std"))]
+        let par = Parallel::SERIAL;
         let (frozen, y, scratch) = carve(&mut self.arena, out_range, scratch_range);
         let operands = Operands {
             model,
             node,
             plan: &self.plan,
             frozen,
+            par,
         };
         execute(&operands, y, scratch);
     }
@@ -199,6 +237,7 @@ struct Operands<'a> {
     node: &'a Node,
     plan: &'a Plan,
     frozen: Frozen<'a>,
+    par: Parallel<'a>,
 }
 
 impl<'a> Operands<'a> {
@@ -260,6 +299,7 @@ fn execute(o: &Operands<'_>, y: &mut [f32], scratch: &mut [f32]) {
         Op::Conv2d(attrs) => {
             let w_shape = o.shape4(1);
             conv::conv2d(
+                o.par,
                 attrs,
                 o.data(0),
                 o.shape4(0),
@@ -291,7 +331,7 @@ fn execute(o: &Operands<'_>, y: &mut [f32], scratch: &mut [f32]) {
         Op::Linear => {
             let w = o.weight(1);
             let batch = y.len() / w.rows;
-            linear::linear(o.data(0), batch, &w, o.optional(2), act, y);
+            linear::linear(o.par, o.data(0), batch, &w, o.optional(2), act, y);
             return;
         }
         Op::MatMul => matmul::matmul(

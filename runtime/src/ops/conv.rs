@@ -3,7 +3,8 @@
 //! matrix `[O, C / groups * kh * kw]` multiplies.
 
 use crate::graph::{Activation, Conv2d};
-use crate::kernels::weight_matmul::weight_matmul;
+use crate::kernels::parallel::Parallel;
+use crate::kernels::weight_matmul::weight_matmul_parallel;
 use crate::weights::WeightMatrix;
 
 /// A 1x1 kernel with stride 1 and no padding reads each group's input channels as they
@@ -33,9 +34,11 @@ pub fn conv2d_scratch_len(
 /// Convolution of `x` (`x_shape = [N, C, H, W]`) with the weight matrix `w`
 /// (`[O, C / groups * kh * kw]`, from `[O, C / groups, kh, kw]`) into `y` (`y_shape =
 /// [N, O, OH, OW]`), adding `bias[o]` and applying `act`. `scratch` holds at least
-/// `conv2d_scratch_len` elements. Never allocates.
+/// `conv2d_scratch_len` elements. Output channels are split across `par`'s threads.
+/// Never allocates.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
+    par: Parallel,
     attrs: &Conv2d,
     x: &[f32],
     x_shape: [usize; 4],
@@ -82,7 +85,8 @@ pub fn conv2d(
                 columns
             };
             let output_start = (image * groups + g) * group_output_len;
-            weight_matmul(
+            weight_matmul_parallel(
+                par,
                 w,
                 g * group_outputs..(g + 1) * group_outputs,
                 matrix,
@@ -167,6 +171,7 @@ mod tests {
             vec![f32::NAN; conv2d_scratch_len(attrs, x_shape, kernel, y_shape).unwrap()];
         let mut y = vec![f32::NAN; y_shape.iter().product()];
         conv2d(
+            Parallel::SERIAL,
             attrs,
             x,
             x_shape,
@@ -410,6 +415,7 @@ mod tests {
                 let mut scratch = vec![f32::NAN; scratch_len];
                 let mut y = vec![f32::NAN; y_shape.iter().product()];
                 conv2d(
+                    Parallel::SERIAL,
                     a,
                     &x,
                     x_shape,

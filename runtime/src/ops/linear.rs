@@ -1,13 +1,15 @@
 //! Fully connected layer: `y = act(x W^T + b)` over a batch of rows.
 
 use crate::graph::Activation;
-use crate::kernels::weight_matmul::weight_matmul;
+use crate::kernels::parallel::Parallel;
+use crate::kernels::weight_matmul::weight_matmul_parallel;
 use crate::weights::WeightMatrix;
 
 /// `y_b = act(W x_b + bias)` for each of `batch` rows: `x` is `[batch, w.cols]`, `y` is
 /// `[batch, w.rows]`. Each input row is a one-column matrix for `weight_matmul`, so no
-/// transposition (and no scratch) is needed.
+/// transposition (and no scratch) is needed. Rows are split across `par`'s threads.
 pub fn linear(
+    par: Parallel,
     x: &[f32],
     batch: usize,
     w: &WeightMatrix,
@@ -18,7 +20,7 @@ pub fn linear(
     for b in 0..batch {
         let x_row = &x[b * w.cols..(b + 1) * w.cols];
         let y_row = &mut y[b * w.rows..(b + 1) * w.rows];
-        weight_matmul(w, 0..w.rows, x_row, 1, bias, act, y_row);
+        weight_matmul_parallel(par, w, 0..w.rows, x_row, 1, bias, act, y_row);
     }
 }
 
@@ -44,11 +46,35 @@ mod tests {
         let bias = [0.5, -0.5];
         let e = encode(&w, 2, 3, LayoutKind::Dense, Storage::F32).unwrap();
         let mut y = [f32::NAN; 4];
-        linear(&x, 2, &e.view(), Some(&bias), Activation::None, &mut y);
+        linear(
+            Parallel::SERIAL,
+            &x,
+            2,
+            &e.view(),
+            Some(&bias),
+            Activation::None,
+            &mut y,
+        );
         assert_eq!(y, [6.5, -0.5, -0.5, -3.5]);
-        linear(&x, 2, &e.view(), Some(&bias), Activation::Relu, &mut y);
+        linear(
+            Parallel::SERIAL,
+            &x,
+            2,
+            &e.view(),
+            Some(&bias),
+            Activation::Relu,
+            &mut y,
+        );
         assert_eq!(y, [6.5, 0.0, 0.0, 0.0]);
-        linear(&x, 2, &e.view(), None, Activation::None, &mut y);
+        linear(
+            Parallel::SERIAL,
+            &x,
+            2,
+            &e.view(),
+            None,
+            Activation::None,
+            &mut y,
+        );
         assert_eq!(y, [6.0, 0.0, -1.0, -3.0]);
     }
 
@@ -65,7 +91,15 @@ mod tests {
         for (layout, storage, e) in all_encodings(&dense, rows, cols) {
             let w = decode_dense(&e.view());
             let mut y = vec![f32::NAN; batch * rows];
-            linear(&x, batch, &e.view(), Some(&bias), act, &mut y);
+            linear(
+                Parallel::SERIAL,
+                &x,
+                batch,
+                &e.view(),
+                Some(&bias),
+                act,
+                &mut y,
+            );
             for b in 0..batch {
                 for r in 0..rows {
                     let sum: f32 = (0..cols).map(|k| w[r * cols + k] * x[b * cols + k]).sum();

@@ -16,8 +16,12 @@ mod x86;
 
 use core::ops::Range;
 
+use super::parallel::Parallel;
 use crate::graph::Activation;
-use crate::weights::WeightMatrix;
+use crate::weights::{Sparsity, WeightMatrix};
+
+/// Below this many multiply-adds a call stays on one thread: waking workers costs more.
+const PARALLEL_MIN_WORK: usize = 1 << 18;
 
 /// `y = act(W[rows] x + bias[rows])` for a slice of the matrix's rows.
 ///
@@ -51,6 +55,68 @@ pub fn weight_matmul(
         return;
     }
     scalar::weight_matmul(w, rows, x, n, bias, act, y);
+}
+
+/// [`weight_matmul`] with `rows` split across `par`'s threads, in runs of whole dense tiles
+/// and BSR blocks. Small products stay on the calling thread.
+#[allow(clippy::too_many_arguments)]
+pub fn weight_matmul_parallel(
+    par: Parallel,
+    w: &WeightMatrix,
+    rows: Range<usize>,
+    x: &[f32],
+    n: usize,
+    bias: Option<&[f32]>,
+    act: Activation,
+    y: &mut [f32],
+) {
+    let threads = par.threads();
+    let work = rows.len().saturating_mul(w.cols).saturating_mul(n);
+    if threads == 1 || work < PARALLEL_MIN_WORK {
+        weight_matmul(w, rows, x, n, bias, act, y);
+        return;
+    }
+    // 24 is a multiple of every dense tile height (6 and 8).
+    let align = match w.sparsity {
+        Sparsity::Bsr { block: [bh, _], .. } => 24 * bh / gcd(24, bh),
+        _ => 24,
+    };
+    let chunk = rows.len().div_ceil(threads).next_multiple_of(align);
+    let y = &mut y[..rows.len() * n];
+    let out = SharedRows(y.as_mut_ptr());
+    par.run(&|part| {
+        let start = rows.start + (part * chunk).min(rows.len());
+        let end = (start + chunk).min(rows.end);
+        // SAFETY: parts get disjoint row ranges inside `rows`, so their slices of `y` (which
+        // holds `rows.len() * n` floats and outlives `run`) do not overlap.
+        let y = unsafe {
+            core::slice::from_raw_parts_mut(
+                out.get().add((start - rows.start) * n),
+                (end - start) * n,
+            )
+        };
+        weight_matmul(w, start..end, x, n, bias, act, y);
+    });
+}
+
+/// The output rows, shared by the parts that write disjoint ranges of them.
+struct SharedRows(*mut f32);
+
+// SAFETY: each part writes only its own rows (see `weight_matmul_parallel`).
+unsafe impl Sync for SharedRows {}
+
+impl SharedRows {
+    fn get(&self) -> *mut f32 {
+        self.0
+    }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 #[cfg(test)]
@@ -240,6 +306,30 @@ mod tests {
             !has_vectors || vectorised > 0,
             "the vector kernel never ran"
         );
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn threads_split_rows_without_changing_a_bit() {
+        use crate::kernels::parallel::ThreadPool;
+        let mut rng = SmallRng::seed_from_u64(31);
+        let pool = ThreadPool::new(3).unwrap();
+        let (rows, cols, n) = (101, 64, 45);
+        let dense = sparse_matrix(&mut rng, rows, cols);
+        let x: Vec<f32> = (0..cols * n).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let bias: Vec<f32> = (0..rows).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let act = Activation::Relu;
+        for (layout, storage, e) in all_encodings(&dense, rows, cols) {
+            let w = e.view();
+            for range in [0..rows, 5..rows - 3] {
+                let mut serial = vec![f32::NAN; range.len() * n];
+                weight_matmul(&w, range.clone(), &x, n, Some(&bias), act, &mut serial);
+                let mut parallel = vec![f32::NAN; range.len() * n];
+                let par = Parallel::on(&pool);
+                weight_matmul_parallel(par, &w, range, &x, n, Some(&bias), act, &mut parallel);
+                assert_eq!(serial, parallel, "{layout:?} {storage:?}");
+            }
+        }
     }
 
     #[test]

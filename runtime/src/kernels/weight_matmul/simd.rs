@@ -8,7 +8,7 @@
 //! (XNNPACK's SpMM for sparse layouts, a packed-A GEMM for dense ones). Bias and activation
 //! are applied in registers before the single store. With `n == 1` (fully connected
 //! layers) there are no columns to vectorise over: dense rows become dot products
-//! vectorised along `k`, sparse rows scalar dot products over the packed entries.
+//! vectorised along `k`, sparse rows scalar dot products read straight from the layout.
 
 use core::mem::MaybeUninit;
 use core::ops::Range;
@@ -240,11 +240,24 @@ fn group<S: Simd, const R: usize, const NV: usize>(
 ) {
     let total = entries(w, g);
     let bias: [f32; R] = core::array::from_fn(|r| out.bias.map_or(0.0, |b| b[row + r]));
+    if out.n == 1 {
+        dot::<S, R>(s, w, g, total, row, out, bias);
+        return;
+    }
     let mut start = 0;
     loop {
         let count = (total - start).min(BLOCK);
-        let packed = pack::<S, R>(s, w, g, start..start + count, out, p);
-        // SAFETY: `pack` initialised the first `packed` offsets and `packed * R` weights.
+        let mut packed = 0;
+        for_each_entry::<S, R>(s, w, g, start..start + count, |k, weights| {
+            assert!(k < out.cols, "column {k} outside the matrix");
+            p.offsets[packed] = MaybeUninit::new(k * out.n);
+            for (r, w) in weights.into_iter().enumerate() {
+                p.weights[packed * R + r] = MaybeUninit::new(w);
+            }
+            packed += 1;
+        });
+        // SAFETY: the loop above initialised the first `packed` offsets and `packed * R`
+        // weights.
         let (offsets, weights) = unsafe {
             (
                 core::slice::from_raw_parts(p.offsets.as_ptr().cast::<usize>(), packed),
@@ -254,15 +267,40 @@ fn group<S: Simd, const R: usize, const NV: usize>(
         let init = (start == 0).then_some(bias);
         start += count;
         let last = start == total;
-        let finish = last.then_some(out.act);
-        if out.n == 1 {
-            dot_packed::<R>(offsets, weights, row, out, init, finish);
-        } else {
-            sweep::<S, R, NV>(s, offsets, weights, row, out, init, finish);
-        }
+        sweep::<S, R, NV>(s, offsets, weights, row, out, init, last.then_some(out.act));
         if last {
             return;
         }
+    }
+}
+
+/// `n == 1`: `R` dot products of the group's entries with the gathered `x[k]`, straight
+/// from the layout. Single rows keep four partial sums to hide the latency of the adds.
+#[inline(always)]
+fn dot<S: Simd, const R: usize>(
+    s: S,
+    w: &WeightMatrix,
+    g: Group,
+    total: usize,
+    row: usize,
+    out: &Out,
+    bias: [f32; R],
+) {
+    let mut part = [[0.0f32; R]; 4];
+    let mut i = 0;
+    for_each_entry::<S, R>(s, w, g, 0..total, |k, weights| {
+        let xk = out.x[k];
+        for (a, w) in part[i % 4].iter_mut().zip(weights) {
+            *a += w * xk;
+        }
+        i += 1;
+    });
+    let first = row - out.first_row;
+    for r in 0..R {
+        let sum = (part[0][r] + part[1][r]) + (part[2][r] + part[3][r]);
+        // SAFETY: rows `row..row + R` lie inside the call's rows and `n == 1`, so `y` holds
+        // a float at `first + r`.
+        unsafe { *out.y.add(first + r) = apply_one(out.act, bias[r] + sum) };
     }
 }
 
@@ -296,21 +334,17 @@ fn value<S: Simd>(s: S, values: &Values, slot: usize, row: usize) -> f32 {
     }
 }
 
-/// Packs entries `range` of `g` (`R` rows from absolute row `row` of `g`'s layout) into `p`:
-/// `offsets[i] = k * n` for the entry's column `k`, `weights[i * R + r]` its weight in row
-/// `r`. Returns how many were packed (BSR skips columns past the matrix). Panics on a
-/// column outside the matrix, so the offsets are always inside `x`.
+/// Calls `f(k, weights)` for entries `range` of `g`: the entry's column `k` and its weight
+/// in each of the group's `R` rows. BSR entries past the last column are skipped.
 #[inline(always)]
-fn pack<S: Simd, const R: usize>(
+fn for_each_entry<S: Simd, const R: usize>(
     s: S,
     w: &WeightMatrix,
     g: Group,
     range: Range<usize>,
-    out: &Out,
-    p: &mut Packed,
-) -> usize {
-    let cols = out.cols;
-    let mut packed = 0;
+    mut f: impl FnMut(usize, [f32; R]),
+) {
+    let cols = w.cols;
     let values = &w.values;
     match (g, w.sparsity) {
         (Group::Dense { row }, _) => {
@@ -319,7 +353,7 @@ fn pack<S: Simd, const R: usize>(
                 for (r, w) in weights.iter_mut().enumerate() {
                     *w = value(s, values, (row + r) * cols + k, row + r);
                 }
-                push(p, &mut packed, k, out, weights);
+                f(k, weights);
             }
         }
         (Group::Csr { row }, Sparsity::Csr { row_ptr, col_idx }) => {
@@ -327,7 +361,7 @@ fn pack<S: Simd, const R: usize>(
             let slots = first + range.start..first + range.end;
             for (slot, &k) in slots.clone().zip(&col_idx[slots]) {
                 let weights = [value(s, values, slot, row); R];
-                push(p, &mut packed, k as usize, out, weights);
+                f(k as usize, weights);
             }
         }
         (
@@ -347,7 +381,7 @@ fn pack<S: Simd, const R: usize>(
                     for (i, w) in (inner..).zip(weights.iter_mut()) {
                         *w = value(s, values, (b * bh + i) * bw + bj, block_row * bh + i);
                     }
-                    push(p, &mut packed, k, out, weights);
+                    f(k, weights);
                 }
             }
         }
@@ -364,29 +398,11 @@ fn pack<S: Simd, const R: usize>(
                 let slot = first + e;
                 let k = e / keep * m + usize::from(indices[slot]);
                 let weights = [value(s, values, slot, row); R];
-                push(p, &mut packed, k, out, weights);
+                f(k, weights);
             }
         }
         _ => unreachable!("a group always matches its matrix's layout"),
     }
-    packed
-}
-
-/// Appends one entry to `p`: column `k` as an offset into `x`, and its weight per row.
-#[inline(always)]
-fn push<const R: usize>(
-    p: &mut Packed,
-    packed: &mut usize,
-    k: usize,
-    out: &Out,
-    weights: [f32; R],
-) {
-    assert!(k < out.cols, "column {k} outside the matrix");
-    p.offsets[*packed] = MaybeUninit::new(k * out.n);
-    for (r, w) in weights.into_iter().enumerate() {
-        p.weights[*packed * R + r] = MaybeUninit::new(w);
-    }
-    *packed += 1;
 }
 
 /// Runs the tiles of one packed block across all columns: whole tiles of `NV` vectors,
@@ -562,40 +578,6 @@ fn vector_activation<S: Simd>(s: S, act: Activation, v: S::V) -> Option<S::V> {
         }
         _ => return None,
     })
-}
-
-/// `n == 1` for a packed block: `R` scalar dot products over the gathered `x[k]`.
-fn dot_packed<const R: usize>(
-    offsets: &[usize],
-    weights: &[f32],
-    row: usize,
-    out: &Out,
-    init: Option<[f32; R]>,
-    finish: Option<Activation>,
-) {
-    let first = row - out.first_row;
-    // SAFETY: rows `row..row + R` lie inside the call's rows and `n == 1`, so `y` holds a
-    // float at `first + r` for every `r < R`; nothing else borrows `y` meanwhile.
-    let y = unsafe { core::slice::from_raw_parts_mut(out.y.add(first), R) };
-    let mut acc = init.unwrap_or_else(|| core::array::from_fn(|r| y[r]));
-    if R == 1 {
-        // Four independent sums hide the latency of the adds.
-        let mut part = [0.0f32; 4];
-        for (i, (&k, &w)) in offsets.iter().zip(weights).enumerate() {
-            part[i % 4] += w * out.x[k];
-        }
-        acc[0] += (part[0] + part[1]) + (part[2] + part[3]);
-    } else {
-        for (&k, w) in offsets.iter().zip(weights.chunks_exact(R)) {
-            let xk = out.x[k];
-            for (a, &w) in acc.iter_mut().zip(w) {
-                *a += w * xk;
-            }
-        }
-    }
-    for (y, a) in y.iter_mut().zip(acc) {
-        *y = finish.map_or(a, |act| apply_one(act, a));
-    }
 }
 
 /// Stored element types a dense row can be read as, `LANES` at a time.

@@ -90,9 +90,26 @@ impl Simd for Avx2 {
         unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) }
     }
     #[inline(always)]
+    unsafe fn load_partial(self, p: *const f32, len: usize) -> __m256 {
+        unsafe { _mm256_maskload_ps(p, mask(self, len)) }
+    }
+    #[inline(always)]
+    unsafe fn store_partial(self, p: *mut f32, len: usize, v: __m256) {
+        unsafe { _mm256_maskstore_ps(p, mask(self, len), v) }
+    }
+    #[inline(always)]
     unsafe fn load_i8(self, p: *const i8) -> __m256 {
         unsafe { _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.cast()))) }
     }
+}
+
+/// Lanes `0..len` set, for the masked loads and stores of a partial vector (`len < 8`).
+#[inline(always)]
+fn mask(_: Avx2, len: usize) -> __m256i {
+    const WINDOW: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+    let start = 8 - len.min(8);
+    // SAFETY: `start + 8 <= 16`, inside `WINDOW`; an `Avx2` proves AVX.
+    unsafe { _mm256_loadu_si256(WINDOW[start..start + 8].as_ptr().cast()) }
 }
 
 /// The AVX2 kernel, when the CPU has it and the shape suits it; `false` leaves the work
