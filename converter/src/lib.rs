@@ -8,6 +8,7 @@ pub mod files;
 pub mod import;
 pub mod inspect;
 pub mod ir;
+pub mod latency;
 pub mod npy;
 pub mod onnx;
 pub mod pipeline;

@@ -9,7 +9,7 @@ use crate::import::{import, ImportError, ImportOptions};
 use crate::inspect::lopper_layers;
 use crate::ir::Graph;
 use crate::onnx::{load, OnnxError};
-use crate::prune::request::{prune, PruneRequest};
+use crate::prune::request::{prune, PruneRequest, PruneSummary};
 use crate::prune::PruneError;
 use crate::report::{self, PruneReport};
 
@@ -53,9 +53,18 @@ pub enum ConvertError {
     /// The report could not be serialised.
     #[error("cannot write the report: {0}")]
     Report(#[from] serde_json::Error),
+    /// Fine-tuning failed.
+    #[error(transparent)]
+    Train(Box<crate::train::TrainError>),
     /// The runtime refused the written file: a converter bug.
     #[error("the runtime refuses the converted model (please report this): {0}")]
     Verify(lopper_runtime::LoadError),
+}
+
+impl From<crate::train::TrainError> for ConvertError {
+    fn from(e: crate::train::TrainError) -> Self {
+        ConvertError::Train(Box::new(e))
+    }
 }
 
 /// Imports, compacts and exports an ONNX file.
@@ -91,18 +100,32 @@ pub fn prune_file(
     description: String,
 ) -> Result<Pruned, ConvertError> {
     let model = load(path)?;
-    let mut graph = import(&model, &options.import)?;
+    let graph = import(&model, &options.import)?;
+    prune_graph(graph, &options.export, description, |g| {
+        Ok(prune(g, request)?)
+    })
+}
+
+/// Prunes an uncompacted graph with `transform` (pruning, and fine-tuning when wanted),
+/// compacts and exports it (sparse layouts where they win), and reports against the
+/// unpruned graph. `transform` returns what pruning changed.
+pub fn prune_graph(
+    mut graph: Graph,
+    export_options: &ExportOptions,
+    description: String,
+    transform: impl FnOnce(&mut Graph) -> Result<PruneSummary, ConvertError>,
+) -> Result<Pruned, ConvertError> {
     let mut baseline = graph.clone();
     compact(&mut baseline).map_err(ConvertError::Compact)?;
     let dense = ExportOptions {
         sparse: false,
-        ..options.export.clone()
+        ..export_options.clone()
     };
     let before = verified(export(&baseline, &dense)?)?;
 
-    let summary = prune(&mut graph, request)?;
+    let summary = transform(&mut graph)?;
     compact(&mut graph).map_err(ConvertError::Compact)?;
-    let after = verified(export(&graph, &options.export)?)?;
+    let after = verified(export(&graph, export_options)?)?;
     let report = report::build(
         description,
         &lopper_layers(&before),
@@ -110,7 +133,7 @@ pub fn prune_file(
         summary.groups,
         [before.bytes().len(), after.bytes().len()],
     );
-    let mut with_report = options.export.clone();
+    let mut with_report = export_options.clone();
     with_report.metadata.push((
         report::METADATA_KEY.to_string(),
         serde_json::to_string(&report)?,

@@ -1,12 +1,18 @@
 //! Command-line parsing and the subcommands.
 
 mod convert;
+mod demo;
+mod eval;
 mod inspect;
 mod prune;
 mod run;
 mod sensitivity;
+mod train;
+mod train_args;
 
-use anyhow::Result;
+use std::path::Path;
+
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 /// Prunes neural networks and ships them to phones and small boards.
@@ -30,8 +36,13 @@ enum Command {
     /// Prune each layer alone over a grid of amounts and measure the damage; optionally
     /// allocate per-layer sparsities that meet a global parameter or MAC budget.
     Sensitivity(sensitivity::Args),
-    /// Train, prune, fine-tune and benchmark a small CNN end to end (not built yet).
-    Demo,
+    /// Train a classifier (the built-in seed network, or an ONNX model) on a data set.
+    Train(train::Args),
+    /// Accuracy of an .onnx or .lopper classifier on a data set.
+    Eval(eval::Args),
+    /// The whole trip on the embedded digits: train a small CNN, prune it three ways with
+    /// fine-tuning, export, and compare accuracy, size and latency in the runtime.
+    Demo(demo::Args),
 }
 
 /// Parses the command line and runs the subcommand.
@@ -42,16 +53,9 @@ pub fn run() -> Result<()> {
         Command::Run(args) => run::run(args),
         Command::Prune(args) => prune::run(args),
         Command::Sensitivity(args) => sensitivity::run(args),
-        Command::Demo => {
-            println!(
-                "lopper demo is not built yet.\n\
-                 It will train a small CNN on the embedded UCI digits, prune it to 90% sparsity\n\
-                 with polynomial decay, fine-tune it, export .lopper files and compare accuracy,\n\
-                 size and latency in the runtime. Today `lopper convert`, `inspect` and `run`\n\
-                 work on ONNX models: see the README."
-            );
-            Ok(())
-        }
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Demo(args) => demo::run(args),
     }
 }
 
@@ -95,4 +99,17 @@ pub fn parse_shape(s: &str) -> Result<(String, Vec<usize>), String> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((name.to_string(), dims))
+}
+
+/// Whether a path names an ONNX file (by its extension).
+pub fn is_onnx(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+}
+
+/// Reads and imports an ONNX file, naming it in errors.
+pub fn import_onnx(path: &Path, shapes: &ShapeArgs) -> Result<lopper_converter::ir::Graph> {
+    let model = lopper_converter::onnx::load(path)?;
+    lopper_converter::import::import(&model, &shapes.import_options())
+        .with_context(|| format!("cannot import {}", path.display()))
 }

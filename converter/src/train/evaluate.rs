@@ -114,7 +114,7 @@ pub fn evaluate_graph(
 pub fn evaluate_model(model: &Model<'_>, data: &Dataset, show_progress: bool) -> Result<Metrics> {
     let runtime = |e: &dyn std::fmt::Display| TrainError::Runtime(e.to_string());
     let (inputs, outputs) = (model.inputs(), model.outputs());
-    let (&[ref input], &[ref output]) = (inputs.as_slice(), outputs.as_slice()) else {
+    let ([input], [output]) = (inputs.as_slice(), outputs.as_slice()) else {
         return Err(TrainError::Model(format!(
             "the model has {} inputs and {} outputs; evaluation needs one image input and one output of class scores",
             inputs.len(),

@@ -53,7 +53,7 @@ pub enum TrainError {
     Data(#[from] data::DataError),
     /// Evaluating the graph failed.
     #[error(transparent)]
-    Eval(#[from] crate::ir::EvalError),
+    Eval(Box<crate::ir::EvalError>),
     /// Pruning during training failed.
     #[error(transparent)]
     Prune(#[from] crate::prune::PruneError),
@@ -63,6 +63,12 @@ pub enum TrainError {
     /// candle refused a tensor operation.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+}
+
+impl From<crate::ir::EvalError> for TrainError {
+    fn from(e: crate::ir::EvalError) -> Self {
+        TrainError::Eval(Box::new(e))
+    }
 }
 
 /// Result of training operations.

@@ -132,7 +132,10 @@ impl Optimizer {
             let Some(g) = grads.get(p.var.as_tensor()) else {
                 continue;
             };
-            let w = p.var.as_tensor();
+            // Detached, so that no update records the autograd graph of the step before:
+            // state tensors would otherwise chain every step of the run in memory.
+            let w = &p.var.as_tensor().detach();
+            let g = &g.detach();
             let m_key = format!("m/{}", p.name);
             let updated = match self.kind {
                 OptimizerKind::Sgd {
@@ -173,7 +176,7 @@ impl Optimizer {
                     next
                 }
             };
-            p.var.set(&updated.detach())?;
+            p.var.set(&updated)?;
         }
         Ok(())
     }

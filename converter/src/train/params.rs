@@ -116,7 +116,7 @@ impl Params {
     pub fn apply_masks(&self) -> Result<()> {
         for p in &self.list {
             if let Some(mask) = &p.mask {
-                p.var.set(&(p.var.as_tensor() * mask)?)?;
+                p.var.set(&(p.var.as_tensor().detach() * mask)?)?;
             }
         }
         Ok(())

@@ -95,7 +95,7 @@ mod tests {
         let g = b.finish(y);
         let batched = rebatch(&g, 4).unwrap();
         let xs = Tensor::randn(0f32, 1.0, (4, 3, 6, 6), &Device::Cpu).unwrap();
-        let all = eval(&batched, &[xs.clone()]).unwrap().remove(0);
+        let all = eval(&batched, std::slice::from_ref(&xs)).unwrap().remove(0);
         assert_eq!(all.dims(), &[4, 3]);
         for i in 0..4 {
             let one = eval(&g, &[xs.narrow(0, i, 1).unwrap()]).unwrap().remove(0);

@@ -1,0 +1,197 @@
+//! End-to-end tests of `lopper train`, `lopper eval` and `lopper demo` on the embedded
+//! digits: training reaches a real accuracy, the runtime's accuracy on a `.lopper` file
+//! equals the IR's on the same model, bad data is refused before training, and the demo
+//! produces its models and report.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn json(stdout: &str) -> Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"))
+}
+
+fn number(v: &Value, path: &[&str]) -> f64 {
+    let mut at = v;
+    for key in path {
+        at = &at[*key];
+    }
+    at.as_f64()
+        .unwrap_or_else(|| panic!("no number at {path:?} in {v:#}"))
+}
+
+#[test]
+fn train_then_eval_in_the_ir_and_the_runtime() {
+    let dir = TempDir::new("train-eval");
+    let onnx = dir.join("seed.onnx");
+    let run = lopper([
+        "train",
+        "--data",
+        "digits",
+        "-o",
+        onnx.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--lr",
+        "0.05",
+        "--json",
+    ]);
+    let report = json(run.ok());
+    let validation = number(&report, &["validation", "top1"]);
+    assert!(validation > 0.8, "validation top-1 {validation}");
+    assert_eq!(report["training"]["epochs"].as_array().unwrap().len(), 3);
+
+    let lopper_file = dir.join("seed.lopper");
+    lopper([
+        "convert",
+        onnx.to_str().unwrap(),
+        "-o",
+        lopper_file.to_str().unwrap(),
+    ])
+    .ok();
+    let ir = json(lopper(["eval", onnx.to_str().unwrap(), "--data", "digits", "--json"]).ok());
+    let rt = json(
+        lopper([
+            "eval",
+            lopper_file.to_str().unwrap(),
+            "--data",
+            "digits",
+            "--json",
+        ])
+        .ok(),
+    );
+    assert_eq!(number(&ir, &["count"]), 1797.0);
+    assert!(number(&ir, &["top1"]) > 0.8);
+    assert_eq!(number(&ir, &["top1"]), number(&rt, &["top1"]));
+    assert_eq!(number(&ir, &["top5"]), number(&rt, &["top5"]));
+    assert!((number(&ir, &["loss"]) - number(&rt, &["loss"])).abs() < 1e-4);
+
+    // Training continues from the ONNX file and writes a .lopper directly.
+    let more = dir.join("more.lopper");
+    let text = lopper([
+        "train",
+        onnx.to_str().unwrap(),
+        "--data",
+        "digits",
+        "-o",
+        more.to_str().unwrap(),
+        "--epochs",
+        "1",
+    ]);
+    assert!(text.ok().contains("validation top-1"), "{}", text.stdout);
+    assert!(more.exists());
+}
+
+#[test]
+fn bad_data_is_refused_before_training() {
+    let dir = TempDir::new("train-bad-data");
+    let out = dir.join("out.onnx");
+    let missing = dir.join("no-such-folder");
+    let err = lopper([
+        "train",
+        "--data",
+        &format!("folder:{}", missing.display()),
+        "-o",
+        out.to_str().unwrap(),
+    ])
+    .fails()
+    .to_string();
+    assert!(err.contains("no-such-folder"), "{err}");
+
+    // The small CNN of `common` takes 3x8x8 images; the digits are 1x8x8.
+    let onnx = dir.join("small_cnn.onnx");
+    write_model(&small_cnn(), &onnx);
+    let err = lopper([
+        "train",
+        onnx.to_str().unwrap(),
+        "--data",
+        "digits",
+        "-o",
+        out.to_str().unwrap(),
+    ])
+    .fails()
+    .to_string();
+    assert!(err.contains("1x8x8") && err.contains("3x8x8"), "{err}");
+    let err = lopper(["eval", onnx.to_str().unwrap(), "--data", "digits"])
+        .fails()
+        .to_string();
+    assert!(err.contains("1x8x8"), "{err}");
+
+    // Label counts that disagree.
+    let (x, y) = (dir.join("x.npy"), dir.join("y.npy"));
+    std::fs::write(
+        &x,
+        lopper_converter::npy::encode(&vec![0.5; 4 * 64], &[4, 1, 8, 8]).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        &y,
+        lopper_converter::npy::encode(&[0.0, 1.0, 2.0], &[3]).unwrap(),
+    )
+    .unwrap();
+    let err = lopper([
+        "train",
+        "--data",
+        &format!("npy:{},{}", x.display(), y.display()),
+        "-o",
+        out.to_str().unwrap(),
+    ])
+    .fails()
+    .to_string();
+    assert!(err.contains("4 images but 3 labels"), "{err}");
+
+    let err = lopper([
+        "train",
+        "--data",
+        "digits",
+        "-o",
+        dir.join("model.txt").to_str().unwrap(),
+    ])
+    .fails()
+    .to_string();
+    assert!(err.contains(".onnx or .lopper"), "{err}");
+    assert!(
+        !out.exists(),
+        "no output may be written when training cannot start"
+    );
+}
+
+#[test]
+fn the_demo_writes_its_models_and_report() {
+    let dir = TempDir::new("demo");
+    let out = dir.join("demo");
+    let run = lopper([
+        "demo",
+        "--out",
+        out.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--fine-tune-epochs",
+        "1",
+        "--iters",
+        "3",
+        "--json",
+    ]);
+    let report = json(run.ok());
+    let models = report["models"].as_array().unwrap();
+    let names: Vec<&str> = models.iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["dense", "sparse-90", "block4x1-90", "channels-50"]);
+    let dense = &models[0];
+    for m in models {
+        assert!(std::path::Path::new(m["file"].as_str().unwrap()).exists());
+        assert_eq!(
+            m["prediction_mismatches"], 0,
+            "runtime and IR disagree: {m:#}"
+        );
+        assert_eq!(m["top1"], m["top1_ir"]);
+        assert!(number(m, &["latency", "p50_ms"]) > 0.0);
+    }
+    assert!(number(dense, &["top1"]) > 0.7, "{dense:#}");
+    // 90% of conv2 and dense pruned: about a tenth of their weights remain.
+    let kept = number(&models[1], &["nonzero_params"]) / number(dense, &["nonzero_params"]);
+    assert!(kept < 0.15, "sparse model keeps {kept} of the parameters");
+    assert!(number(&models[1], &["file_bytes"]) < number(dense, &["file_bytes"]) * 0.6);
+    assert!(number(&models[3], &["file_bytes"]) < number(dense, &["file_bytes"]) * 0.5);
+    assert!(out.join("report.json").exists());
+}
