@@ -243,8 +243,9 @@ mod tests {
             },
             Activation::Relu,
         ];
-        // Rows around the tile heights (6 and 8) and block heights, columns across the
-        // 256-entry packing block, `n` = 1, narrower than a vector, one vector, tails.
+        // Rows around the tile heights (6 and 8), block heights and the 120-row dense
+        // block, columns across the 256-entry packing block, `n` = 1, narrower than a
+        // vector, one vector, tails.
         let shapes = [
             (13, 10, 1),
             (9, 7, 3),
@@ -257,6 +258,7 @@ mod tests {
             (14, 520, 1),
             (3, 5, 50),
             (16, 64, 24),
+            (127, 260, 35),
         ];
         let mut vectorised = 0;
         for (case, &(rows, cols, n)) in shapes.iter().enumerate() {

@@ -180,12 +180,15 @@ pub(super) fn weight_matmul<S: Simd, const MR: usize, const NV: usize>(
             Values::I8 { q, scales } => dot_rows::<S, i8>(s, q, Some(scales), rows, &out),
         },
         Sparsity::Dense => {
-            let mut row = rows.start;
-            while row + MR <= rows.end {
-                group::<S, MR, NV>(s, w, Group::Dense { row }, row, &out, p);
-                row += MR;
+            let tiled = rows.start + rows.len() / MR * MR;
+            if n >= NV * S::LANES {
+                gemm::<S, MR, NV>(s, w, rows.start..tiled, &out, p);
+            } else {
+                for row in (rows.start..tiled).step_by(MR) {
+                    group::<S, MR, NV>(s, w, Group::Dense { row }, row, &out, p);
+                }
             }
-            for row in row..rows.end {
+            for row in tiled..rows.end {
                 group::<S, 1, NARROW_VECS>(s, w, Group::Dense { row }, row, &out, p);
             }
         }
@@ -267,9 +270,112 @@ fn group<S: Simd, const R: usize, const NV: usize>(
         let init = (start == 0).then_some(bias);
         start += count;
         let last = start == total;
-        sweep::<S, R, NV>(s, offsets, weights, row, out, init, last.then_some(out.act));
+        let tile = Tile {
+            offsets,
+            weights,
+            n: out.n,
+            init,
+            finish: last.then_some(out.act),
+        };
+        tile.sweep::<S, NV>(s, out, row, 0);
         if last {
             return;
+        }
+    }
+}
+
+/// Rows of a dense block: a multiple of both tile heights (6 and 8). Its packed weights
+/// (120 KB) stay in L2 and amortise each copied strip of `x` over 120 rows.
+const GEMM_ROWS: usize = 120;
+/// Widest dense tile, in floats.
+const GEMM_WIDTH: usize = 16;
+
+/// Dense rows `rows` (a multiple of `MR` of them), blocked for the caches as in BLIS: for
+/// each block of `BLOCK` columns of `w` and `GEMM_ROWS` rows, the weights are packed
+/// (widened) tile by tile; then for each `NV`-vector wide strip of `x`, the strip is
+/// copied to a contiguous buffer that stays in L1 while every tile of the block uses it.
+/// Columns past the last whole strip are read from `x` in place.
+#[inline(always)]
+fn gemm<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    w: &WeightMatrix,
+    rows: Range<usize>,
+    out: &Out,
+    p: &mut Packed,
+) {
+    let (cols, n, width) = (out.cols, out.n, NV * S::LANES);
+    assert!(width <= GEMM_WIDTH && GEMM_ROWS % MR == 0 && MR <= MAX_ROWS);
+    let strips = n - n % width;
+    let mut a = [MaybeUninit::<f32>::uninit(); GEMM_ROWS * BLOCK];
+    let mut strip = [MaybeUninit::<f32>::uninit(); GEMM_WIDTH * BLOCK];
+    let mut strip_offsets = [0usize; BLOCK];
+    for k0 in (0..cols).step_by(BLOCK) {
+        let kc = (cols - k0).min(BLOCK);
+        for (i, (o, so)) in p
+            .offsets
+            .iter_mut()
+            .zip(&mut strip_offsets)
+            .take(kc)
+            .enumerate()
+        {
+            *o = MaybeUninit::new((k0 + i) * n);
+            *so = i * width;
+        }
+        // SAFETY: the first `kc` offsets were just written.
+        let offsets =
+            unsafe { core::slice::from_raw_parts(p.offsets.as_ptr().cast::<usize>(), kc) };
+        let last = k0 + kc == cols;
+        for block in (rows.start..rows.end).step_by(GEMM_ROWS) {
+            let tiles = (rows.end - block).min(GEMM_ROWS) / MR;
+            for t in 0..tiles {
+                let row = block + t * MR;
+                for (i, k) in (k0..k0 + kc).enumerate() {
+                    for r in 0..MR {
+                        let v = value(s, &w.values, (row + r) * cols + k, row + r);
+                        a[(t * BLOCK + i) * MR + r] = MaybeUninit::new(v);
+                    }
+                }
+            }
+            // SAFETY: `kc * MR` weights of each of the `tiles` tiles were just written.
+            let tile_weights = |t: usize| unsafe {
+                core::slice::from_raw_parts(a.as_ptr().add(t * BLOCK * MR).cast::<f32>(), kc * MR)
+            };
+            let tile = |t: usize, offsets| {
+                let row = block + t * MR;
+                let bias: [f32; MR] =
+                    core::array::from_fn(|r| out.bias.map_or(0.0, |b| b[row + r]));
+                Tile {
+                    offsets,
+                    weights: tile_weights(t),
+                    n,
+                    init: (k0 == 0).then_some(bias),
+                    finish: last.then_some(out.act),
+                }
+            };
+            for j in (0..strips).step_by(width) {
+                for (i, dst) in strip.chunks_exact_mut(width).take(kc).enumerate() {
+                    let src = &out.x[(k0 + i) * n + j..][..width];
+                    for (d, &v) in dst.iter_mut().zip(src) {
+                        *d = MaybeUninit::new(v);
+                    }
+                }
+                for t in 0..tiles {
+                    let row = block + t * MR;
+                    // SAFETY: the strip holds `kc` rows of `width` floats, each at its
+                    // offset; `y` holds `n` floats per row of `rows`, and `j + width <= n`.
+                    unsafe {
+                        let y = out.y.add((row - out.first_row) * n + j);
+                        let x = strip.as_ptr().cast::<f32>();
+                        tile(t, &strip_offsets[..kc]).run::<S, NV, false>(s, x, y, width);
+                    }
+                }
+            }
+            if strips < n {
+                for t in 0..tiles {
+                    let row = block + t * MR;
+                    tile(t, offsets).sweep::<S, NV>(s, out, row, strips);
+                }
+            }
         }
     }
 }
@@ -405,47 +511,6 @@ fn for_each_entry<S: Simd, const R: usize>(
     }
 }
 
-/// Runs the tiles of one packed block across all columns: whole tiles of `NV` vectors,
-/// then single vectors, then a partial vector.
-#[inline(always)]
-fn sweep<S: Simd, const R: usize, const NV: usize>(
-    s: S,
-    offsets: &[usize],
-    weights: &[f32],
-    row: usize,
-    out: &Out,
-    init: Option<[f32; R]>,
-    finish: Option<Activation>,
-) {
-    let (n, lanes) = (out.n, S::LANES);
-    let tile = Tile {
-        offsets,
-        weights,
-        n,
-        init,
-        finish,
-    };
-    // SAFETY: every offset is `k * n` with `k < cols` and `x` holds `cols * n` floats, so
-    // `x + offset + j` is readable for the `width <= n - j` floats a tile reads; the rows
-    // `row..row + R` lie inside the call's rows, so `y` has `n` floats at each row start.
-    unsafe {
-        let x = out.x.as_ptr();
-        let y = out.y.add((row - out.first_row) * n);
-        let mut j = 0;
-        while j + NV * lanes <= n {
-            tile.run::<S, NV, false>(s, x.add(j), y.add(j), NV * lanes);
-            j += NV * lanes;
-        }
-        while j + lanes <= n {
-            tile.run::<S, 1, false>(s, x.add(j), y.add(j), lanes);
-            j += lanes;
-        }
-        if j < n {
-            tile.run::<S, 1, true>(s, x.add(j), y.add(j), n - j);
-        }
-    }
-}
-
 /// One packed block and how to start and end the accumulation.
 struct Tile<'a, const R: usize> {
     offsets: &'a [usize],
@@ -458,6 +523,33 @@ struct Tile<'a, const R: usize> {
 }
 
 impl<const R: usize> Tile<'_, R> {
+    /// Runs the tile across columns `from..n` of rows `row..row + R`: whole tiles of `NV`
+    /// vectors, then single vectors, then a partial vector. The offsets index `out.x`.
+    #[inline(always)]
+    fn sweep<S: Simd, const NV: usize>(&self, s: S, out: &Out, row: usize, from: usize) {
+        let (n, lanes) = (out.n, S::LANES);
+
+        // SAFETY: every offset is `k * n` with `k < cols` and `x` holds `cols * n` floats, so
+        // `x + offset + j` is readable for the `width <= n - j` floats a tile reads; the rows
+        // `row..row + R` lie inside the call's rows, so `y` has `n` floats at each row start.
+        unsafe {
+            let x = out.x.as_ptr();
+            let y = out.y.add((row - out.first_row) * n);
+            let mut j = from;
+            while j + NV * lanes <= n {
+                self.run::<S, NV, false>(s, x.add(j), y.add(j), NV * lanes);
+                j += NV * lanes;
+            }
+            while j + lanes <= n {
+                self.run::<S, 1, false>(s, x.add(j), y.add(j), lanes);
+                j += lanes;
+            }
+            if j < n {
+                self.run::<S, 1, true>(s, x.add(j), y.add(j), n - j);
+            }
+        }
+    }
+
     /// `y[r, 0..width] (+)= sum_i weights[i * R + r] * x[offsets[i] + 0..width]` for `R`
     /// rows of stride `n`, in `NV` vectors (one partial vector when `PARTIAL`).
     ///
