@@ -21,8 +21,9 @@ use crate::weights::{Sparsity, Values, WeightMatrix};
 const BLOCK: usize = 256;
 /// The tallest row group.
 const MAX_ROWS: usize = 8;
-/// Vectors per tile row for groups of 1 and 2 rows (CSR, N:M, BSR 1xc and 2xc).
-const NARROW_VECS: usize = 4;
+/// Vectors per tile row for single rows (CSR, N:M, BSR 1xc, cut blocks): each broadcast
+/// weight feeds 8 multiply-adds.
+const ROW_VECS: usize = 8;
 
 /// One instruction set's f32 vector. A value of the implementing type exists only when the
 /// CPU supports the instruction set, so the arithmetic methods are safe; the pointer
@@ -189,17 +190,17 @@ pub(super) fn weight_matmul<S: Simd, const MR: usize, const NV: usize>(
                 }
             }
             for row in tiled..rows.end {
-                group::<S, 1, NARROW_VECS>(s, w, Group::Dense { row }, row, &out, p);
+                group::<S, 1, ROW_VECS>(s, w, Group::Dense { row }, row, &out, p);
             }
         }
         Sparsity::Csr { .. } => {
             for row in rows {
-                group::<S, 1, NARROW_VECS>(s, w, Group::Csr { row }, row, &out, p);
+                group::<S, 1, ROW_VECS>(s, w, Group::Csr { row }, row, &out, p);
             }
         }
         Sparsity::NM { .. } => {
             for row in rows {
-                group::<S, 1, NARROW_VECS>(s, w, Group::Nm { row }, row, &out, p);
+                group::<S, 1, ROW_VECS>(s, w, Group::Nm { row }, row, &out, p);
             }
         }
         Sparsity::Bsr { block: [bh, _], .. } => {
@@ -211,8 +212,8 @@ pub(super) fn weight_matmul<S: Simd, const MR: usize, const NV: usize>(
                 };
                 let whole = first >= rows.start && first + bh <= rows.end;
                 match bh {
-                    1 if whole => group::<S, 1, NARROW_VECS>(s, w, g, first, &out, p),
-                    2 if whole => group::<S, 2, NARROW_VECS>(s, w, g, first, &out, p),
+                    1 if whole => group::<S, 1, ROW_VECS>(s, w, g, first, &out, p),
+                    2 if whole => group::<S, 2, 4>(s, w, g, first, &out, p),
                     4 if whole => group::<S, 4, 2>(s, w, g, first, &out, p),
                     8 if whole => group::<S, 8, 1>(s, w, g, first, &out, p),
                     _ => {
@@ -222,7 +223,7 @@ pub(super) fn weight_matmul<S: Simd, const MR: usize, const NV: usize>(
                                 block_row,
                                 inner: row - first,
                             };
-                            group::<S, 1, NARROW_VECS>(s, w, g, row, &out, p);
+                            group::<S, 1, ROW_VECS>(s, w, g, row, &out, p);
                         }
                     }
                 }
@@ -539,6 +540,15 @@ impl<const R: usize> Tile<'_, R> {
             while j + NV * lanes <= n {
                 self.run::<S, NV, false>(s, x.add(j), y.add(j), NV * lanes);
                 j += NV * lanes;
+            }
+            // The rest in as few passes over the entries as possible.
+            if NV > 4 && j + 4 * lanes <= n {
+                self.run::<S, 4, false>(s, x.add(j), y.add(j), 4 * lanes);
+                j += 4 * lanes;
+            }
+            if NV > 2 && j + 2 * lanes <= n {
+                self.run::<S, 2, false>(s, x.add(j), y.add(j), 2 * lanes);
+                j += 2 * lanes;
             }
             while j + lanes <= n {
                 self.run::<S, 1, false>(s, x.add(j), y.add(j), lanes);
