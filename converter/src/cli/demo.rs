@@ -36,10 +36,10 @@ pub struct Args {
     /// Folder for the .lopper files and report.json.
     #[arg(long, default_value = "lopper-demo")]
     out: PathBuf,
-    /// Epochs of dense training (default: 30 on digits, 8 otherwise).
+    /// Epochs of dense training (default: 30 on digits, 5 otherwise).
     #[arg(long)]
     epochs: Option<usize>,
-    /// Epochs of fine-tuning per pruned variant (default: 15 on digits, 4 otherwise).
+    /// Epochs of fine-tuning per pruned variant (default: 15 on digits, 2 otherwise).
     #[arg(long = "fine-tune-epochs")]
     fine_tune_epochs: Option<usize>,
     /// Timed runs per model for the latency columns.
@@ -76,8 +76,8 @@ struct Row {
 pub fn run(args: Args) -> Result<()> {
     let started = Instant::now();
     let (train_set, test_set, small) = load(&args.data, args.seed)?;
-    let epochs = args.epochs.unwrap_or(if small { 30 } else { 8 });
-    let fine_tune = args.fine_tune_epochs.unwrap_or(if small { 15 } else { 4 });
+    let epochs = args.epochs.unwrap_or(if small { 30 } else { 5 });
+    let fine_tune = args.fine_tune_epochs.unwrap_or(if small { 15 } else { 2 });
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     eprintln!(
