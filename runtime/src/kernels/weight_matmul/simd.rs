@@ -394,14 +394,51 @@ fn dot<S: Simd, const R: usize>(
     bias: [f32; R],
 ) {
     let mut part = [[0.0f32; R]; 4];
-    let mut i = 0;
-    for_each_entry::<S, R>(s, w, g, 0..total, |k, weights| {
-        let xk = out.x[k];
-        for (a, w) in part[i % 4].iter_mut().zip(weights) {
-            *a += w * xk;
+    match (g, w.sparsity) {
+        (Group::Csr { row }, Sparsity::Csr { row_ptr, col_idx }) => {
+            let slots = row_ptr[row] as usize..row_ptr[row + 1] as usize;
+            let cols = &col_idx[slots.clone()];
+            part[0][0] = match w.values {
+                Values::F32(v) => gather_dot(s, cols, &v[slots], out.x),
+                Values::F16(v) => gather_dot(s, cols, &v[slots], out.x),
+                Values::I8 { q, scales } => gather_dot(s, cols, &q[slots], out.x) * scales[row],
+            };
         }
-        i += 1;
-    });
+        (
+            Group::Bsr {
+                block_row,
+                inner: 0,
+            },
+            Sparsity::Bsr {
+                block: [bh, 1],
+                row_ptr,
+                col_idx,
+            },
+        ) if bh == R => {
+            // Whole `R x 1` blocks: `R` independent sums, one weight column per block.
+            let blocks = row_ptr[block_row] as usize..row_ptr[block_row + 1] as usize;
+            let cols = &col_idx[blocks.clone()];
+            let slots = blocks.start * R..blocks.end * R;
+            part[0] = match w.values {
+                Values::F32(v) => block_dot(s, cols, &v[slots], out.x),
+                Values::F16(v) => block_dot(s, cols, &v[slots], out.x),
+                Values::I8 { q, scales } => {
+                    let sums: [f32; R] = block_dot(s, cols, &q[slots], out.x);
+                    core::array::from_fn(|r| sums[r] * scales[row + r])
+                }
+            };
+        }
+        _ => {
+            let mut i = 0;
+            for_each_entry::<S, R>(s, w, g, 0..total, |k, weights| {
+                let xk = out.x[k];
+                for (a, w) in part[i % 4].iter_mut().zip(weights) {
+                    *a += w * xk;
+                }
+                i += 1;
+            });
+        }
+    }
     let first = row - out.first_row;
     for r in 0..R {
         let sum = (part[0][r] + part[1][r]) + (part[2][r] + part[3][r]);
@@ -409,6 +446,42 @@ fn dot<S: Simd, const R: usize>(
         // a float at `first + r`.
         unsafe { *out.y.add(first + r) = apply_one(out.act, bias[r] + sum) };
     }
+}
+
+/// `sum_i widen(values[i]) * x[cols[i]]` in four independent partial sums.
+#[inline(always)]
+fn gather_dot<S: Simd, T: Element>(s: S, cols: &[u32], values: &[T], x: &[f32]) -> f32 {
+    let mut part = [0.0f32; 4];
+    let (cols4, values4) = (cols.chunks_exact(4), values.chunks_exact(4));
+    let (cols_rest, values_rest) = (cols4.remainder(), values4.remainder());
+    for (c, v) in cols4.zip(values4) {
+        for (p, (&c, &v)) in part.iter_mut().zip(c.iter().zip(v)) {
+            *p += T::widen(s, v) * x[c as usize];
+        }
+    }
+    for (&c, &v) in cols_rest.iter().zip(values_rest) {
+        part[0] += T::widen(s, v) * x[c as usize];
+    }
+    (part[0] + part[1]) + (part[2] + part[3])
+}
+
+/// `sums[r] = sum_b widen(values[b * R + r]) * x[cols[b]]`: the dot products of the `R`
+/// rows of a run of `R x 1` blocks.
+#[inline(always)]
+fn block_dot<S: Simd, T: Element, const R: usize>(
+    s: S,
+    cols: &[u32],
+    values: &[T],
+    x: &[f32],
+) -> [f32; R] {
+    let mut sums = [0.0f32; R];
+    for (&c, block) in cols.iter().zip(values.chunks_exact(R)) {
+        let xk = x[c as usize];
+        for (sum, &v) in sums.iter_mut().zip(block) {
+            *sum += T::widen(s, v) * xk;
+        }
+    }
+    sums
 }
 
 /// Entries of a row group: columns for dense, CSR and N:M rows; block columns times block
