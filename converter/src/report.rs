@@ -47,6 +47,26 @@ pub struct PruneReport {
     pub macs: [usize; 2],
     /// `.lopper` file bytes before (dense, unpruned) and after.
     pub file_bytes: [usize; 2],
+    /// Accuracy before and after, when pruning was given data to evaluate and fine-tune on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<Accuracy>,
+}
+
+/// Validation accuracy through pruning and fine-tuning.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Accuracy {
+    /// The validation data.
+    pub data: String,
+    /// Top-1 of the unpruned model.
+    pub dense_top1: f64,
+    /// Top-1 right after pruning, before fine-tuning (one-shot pruning only).
+    pub pruned_top1: Option<f64>,
+    /// Top-1 of the pruned, fine-tuned model in the converter's reference executor.
+    pub final_top1: f64,
+    /// Top-1 of the written `.lopper` file in the runtime.
+    pub runtime_top1: f64,
+    /// Epochs of fine-tuning.
+    pub epochs: usize,
 }
 
 /// Builds the report from the layer rows of the unpruned and the pruned model (both from
@@ -85,6 +105,7 @@ pub fn build(
         layers,
         groups,
         file_bytes,
+        accuracy: None,
     }
 }
 
@@ -130,6 +151,20 @@ impl PruneReport {
             self.file_bytes[1],
             100.0 * ratio(self.file_bytes[0], self.file_bytes[1]),
         );
+        if let Some(a) = &self.accuracy {
+            let pruned = a
+                .pruned_top1
+                .map(|t| format!(", {:.2}% right after pruning", t * 100.0))
+                .unwrap_or_default();
+            out += &format!(
+                "accuracy on {}: top-1 {:.2}% dense{pruned}, {:.2}% after {} epochs of fine-tuning, {:.2}% in the runtime\n",
+                a.data,
+                a.dense_top1 * 100.0,
+                a.final_top1 * 100.0,
+                a.epochs,
+                a.runtime_top1 * 100.0
+            );
+        }
         out
     }
 }

@@ -15,7 +15,10 @@ fn json(stdout: &str) -> Value {
 fn number(v: &Value, path: &[&str]) -> f64 {
     let mut at = v;
     for key in path {
-        at = &at[*key];
+        at = match key.parse::<usize>() {
+            Ok(i) => &at[i],
+            Err(_) => &at[*key],
+        };
     }
     at.as_f64()
         .unwrap_or_else(|| panic!("no number at {path:?} in {v:#}"))
@@ -194,4 +197,87 @@ fn the_demo_writes_its_models_and_report() {
     assert!(number(&models[1], &["file_bytes"]) < number(dense, &["file_bytes"]) * 0.6);
     assert!(number(&models[3], &["file_bytes"]) < number(dense, &["file_bytes"]) * 0.5);
     assert!(out.join("report.json").exists());
+}
+
+#[test]
+fn prune_fine_tunes_on_data_with_every_schedule() {
+    let dir = TempDir::new("prune-fine-tune");
+    let onnx = dir.join("seed.onnx");
+    lopper([
+        "train",
+        "--data",
+        "digits",
+        "-o",
+        onnx.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--lr",
+        "0.05",
+    ])
+    .ok();
+    let out = dir.join("pruned.lopper");
+    for (method, amount, schedule) in [
+        ("magnitude", "--sparsity=0.8", "polynomial"),
+        ("magnitude", "--sparsity=0.8", "oneshot"),
+        ("channel", "--channels=0.5", "iterative:2"),
+    ] {
+        let run = lopper([
+            "prune",
+            onnx.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--method",
+            method,
+            amount,
+            "--data",
+            "digits",
+            "--epochs",
+            "1",
+            "--schedule",
+            schedule,
+            "--lr",
+            "0.01",
+            "--json",
+        ]);
+        let report = json(run.ok());
+        let a = &report["accuracy"];
+        let (dense, last, runtime) = (
+            number(a, &["dense_top1"]),
+            number(a, &["final_top1"]),
+            number(a, &["runtime_top1"]),
+        );
+        assert!(dense > 0.8, "{schedule}: {a:#}");
+        assert!(
+            last > dense - 0.1,
+            "{method} {schedule}: fine-tuned {last} vs dense {dense}"
+        );
+        assert_eq!(
+            last, runtime,
+            "{method} {schedule}: the runtime must agree with the IR"
+        );
+        assert_eq!(a["pruned_top1"].is_null(), schedule != "oneshot");
+        if method == "magnitude" {
+            let nonzero = number(&report, &["nonzero_after"]) / number(&report, &["params", "1"]);
+            assert!(nonzero < 0.35, "{schedule}: {nonzero} of the weights left");
+        } else {
+            // Half of conv2's filters go (the first layer is protected by default), and with
+            // them half of conv2's weights and of the classifier's inputs.
+            assert!(number(&report, &["params", "1"]) < number(&report, &["params", "0"]) * 0.55);
+        }
+    }
+    let err = lopper([
+        "prune",
+        onnx.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--method",
+        "channel",
+        "--channels",
+        "0.5",
+        "--schedule",
+        "polynomial",
+    ])
+    .fails()
+    .to_string();
+    assert!(err.contains("--data"), "{err}");
 }

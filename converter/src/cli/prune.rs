@@ -6,10 +6,15 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use lopper_converter::export::ExportOptions;
 use lopper_converter::files::write_atomic;
-use lopper_converter::pipeline::{prune_file, ConvertOptions};
+use lopper_converter::pipeline::{prune_file, prune_graph, ConvertOptions};
+use lopper_converter::train::evaluate_model;
+
+use super::train_args::print_epoch;
+
 use lopper_converter::prune::criteria::Criterion;
 use lopper_converter::prune::mask::Granularity;
 use lopper_converter::prune::request::{Method, PruneRequest};
+use lopper_converter::train::fine_tune::{FineTuneSchedule, FineTuning};
 use lopper_runtime::graph::Storage;
 
 /// Arguments of `lopper prune`.
@@ -72,6 +77,18 @@ pub struct Args {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// With --data: how pruning meets training. oneshot: prune, then fine-tune;
+    /// polynomial: prune gradually while fine-tuning, TF-MOT's polynomial decay from
+    /// --initial-sparsity to the target (weight methods); iterative:N: N rounds of prune
+    /// then fine-tune, each removing the same share of what is left.
+    #[arg(long, default_value = "oneshot")]
+    schedule: String,
+    /// Sparsity at the start of a polynomial schedule.
+    #[arg(long = "initial-sparsity", default_value_t = 0.5)]
+    initial_sparsity: f32,
+    /// Fine-tuning on --data (epochs default to 2; per round for iterative schedules).
+    #[command(flatten)]
+    train: super::train_args::TrainArgs,
 }
 
 /// A recipe file.
@@ -119,7 +136,7 @@ fn criterion(s: &str, seed: u64) -> Result<Criterion> {
         "l2" => Criterion::L2,
         "random" => Criterion::Random { seed },
         "bn-scale" => Criterion::BnScale,
-        "taylor" => bail!("the taylor criterion needs gradients on calibration data, which comes with fine-tuning (--data); use l1, l2, bn-scale or random"),
+        "taylor" => bail!("the taylor criterion is not available from the command line yet: use l1, l2, bn-scale or random"),
         other => bail!("unknown --criterion {other}: use l1, l2, random or bn-scale"),
     })
 }
@@ -197,8 +214,36 @@ pub fn run(args: Args) -> Result<()> {
         },
         if global { ", global" } else { " per layer" }
     );
-    let pruned = prune_file(&args.input, &options, &request, description)
-        .with_context(|| format!("cannot prune {}", args.input.display()))?;
+    let pruned = match args.train.load()? {
+        None if args.train.epochs.is_some() || args.schedule != "oneshot" => {
+            bail!("--epochs and --schedule fine-tune the pruned model: give the training data with --data")
+        }
+        None => prune_file(&args.input, &options, &request, description)
+            .with_context(|| format!("cannot prune {}", args.input.display()))?,
+        Some((train, validation)) => {
+            let graph = super::import_onnx(&args.input, &args.shapes)?;
+            let tuning = FineTuning {
+                train: &train,
+                validation: &validation,
+                config: &args.train.config(2)?,
+                schedule: FineTuneSchedule::parse(&args.schedule, args.initial_sparsity)?,
+                on_epoch: &print_epoch,
+            };
+            let mut accuracy = None;
+            let mut pruned = prune_graph(graph, &options.export, description, |g| {
+                let (summary, a) = tuning.run(g, &request)?;
+                accuracy = Some(a);
+                Ok(summary)
+            })
+            .with_context(|| format!("cannot prune {}", args.input.display()))?;
+            if let Some(mut a) = accuracy {
+                let model = lopper_runtime::Model::from_vec(pruned.bytes.clone())?;
+                a.runtime_top1 = evaluate_model(&model, &validation, true)?.top1;
+                pruned.report.accuracy = Some(a);
+            }
+            pruned
+        }
+    };
     write_atomic(&args.output, &pruned.bytes)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
     let json = serde_json::to_string_pretty(&pruned.report)?;

@@ -48,7 +48,7 @@ pub struct TrainArgs {
     pub bn_l1: f64,
     /// Seed of the batch order and the validation split.
     #[arg(long = "train-seed", default_value_t = 0)]
-    pub seed: u64,
+    pub train_seed: u64,
     /// Save a checkpoint here after every epoch; with --resume, continue from it.
     #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
@@ -87,7 +87,7 @@ impl TrainArgs {
                 group_lasso: self.group_lasso,
                 bn_l1: self.bn_l1,
             },
-            seed: self.seed,
+            seed: self.train_seed,
             checkpoint: self.checkpoint.clone(),
             checkpoint_every: 0,
             resume: self.resume,
@@ -102,7 +102,7 @@ impl TrainArgs {
             return Ok(None);
         };
         let all = data::open(spec).with_context(|| format!("cannot load --data {spec}"))?;
-        let (train, validation) = data::split(&all, self.validation, self.seed)?;
+        let (train, validation) = data::split(&all, self.validation, self.train_seed)?;
         Ok(Some((train, validation)))
     }
 }

@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod data;
 pub mod evaluate;
+pub mod fine_tune;
 pub mod gradual;
 pub mod loss;
 pub mod lr;
