@@ -32,7 +32,7 @@ enum Command {
     /// Run a .lopper model on .npy inputs and write its outputs as .npy files.
     Run(run::Args),
     /// Prune an ONNX model (weights, blocks, N:M, channels or neurons) and write a .lopper file.
-    Prune(prune::Args),
+    Prune(Box<prune::Args>),
     /// Prune each layer alone over a grid of amounts and measure the damage; optionally
     /// allocate per-layer sparsities that meet a global parameter or MAC budget.
     Sensitivity(sensitivity::Args),
@@ -51,7 +51,7 @@ pub fn run() -> Result<()> {
         Command::Convert(args) => convert::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Run(args) => run::run(args),
-        Command::Prune(args) => prune::run(args),
+        Command::Prune(args) => prune::run(*args),
         Command::Sensitivity(args) => sensitivity::run(args),
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
