@@ -197,6 +197,33 @@ fn the_demo_writes_its_models_and_report() {
     assert!(number(&models[1], &["file_bytes"]) < number(dense, &["file_bytes"]) * 0.6);
     assert!(number(&models[3], &["file_bytes"]) < number(dense, &["file_bytes"]) * 0.5);
     assert!(out.join("report.json").exists());
+
+    let (sparse, dense_file) = (out.join("sparse-90.lopper"), out.join("dense.lopper"));
+    let bench = json(
+        lopper([
+            "bench",
+            sparse.to_str().unwrap(),
+            "--vs",
+            dense_file.to_str().unwrap(),
+            "--iters",
+            "5",
+            "--threads",
+            "2",
+            "--json",
+        ])
+        .ok(),
+    );
+    let ratio = number(&bench, &["p50_ms"]) / number(&bench, &["vs_p50_ms"]);
+    assert!((number(&bench, &["ratio"]) - ratio).abs() < 1e-12);
+    assert!(number(&bench, &["min_ms"]) <= number(&bench, &["p50_ms"]));
+    assert!(number(&bench, &["p50_ms"]) <= number(&bench, &["max_ms"]));
+    let text = lopper(["bench", sparse.to_str().unwrap(), "--iters", "3"]);
+    assert!(text.ok().contains("p50 ms"), "{}", text.stdout);
+    let missing = dir.join("missing.lopper");
+    let err = lopper(["bench", missing.to_str().unwrap()])
+        .fails()
+        .to_string();
+    assert!(err.contains("missing.lopper"), "{err}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Command-line parsing and the subcommands.
 
+mod bench;
 mod convert;
 mod demo;
 mod eval;
@@ -40,6 +41,9 @@ enum Command {
     Train(train::Args),
     /// Accuracy of an .onnx or .lopper classifier on a data set.
     Eval(eval::Args),
+    /// Latency of a .lopper model on this machine (min / p50 / p90 / max), optionally
+    /// interleaved with a second model (--vs) for a fair ratio.
+    Bench(bench::Args),
     /// The whole trip on the embedded digits: train a small CNN, prune it three ways with
     /// fine-tuning, export, and compare accuracy, size and latency in the runtime.
     Demo(demo::Args),
@@ -55,6 +59,7 @@ pub fn run() -> Result<()> {
         Command::Sensitivity(args) => sensitivity::run(args),
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Demo(args) => demo::run(args),
     }
 }
