@@ -32,7 +32,8 @@ pub struct Args {
     #[arg(long, value_name = "METHOD")]
     method: String,
     /// Importance: l1, l2, random, bn-scale (channels only: the BatchNorm scale after
-    /// each layer, as in network slimming).
+    /// each layer, as in network slimming), taylor (|w| times the RMS loss gradient on
+    /// calibration batches of --data; one-shot and iterative schedules).
     #[arg(long, default_value = "l1")]
     criterion: String,
     /// Seed of the random criterion.
@@ -136,8 +137,8 @@ fn criterion(s: &str, seed: u64) -> Result<Criterion> {
         "l2" => Criterion::L2,
         "random" => Criterion::Random { seed },
         "bn-scale" => Criterion::BnScale,
-        "taylor" => bail!("the taylor criterion is not available from the command line yet: use l1, l2, bn-scale or random"),
-        other => bail!("unknown --criterion {other}: use l1, l2, random or bn-scale"),
+        "taylor" => Criterion::Taylor,
+        other => bail!("unknown --criterion {other}: use l1, l2, random, bn-scale or taylor"),
     })
 }
 
@@ -215,6 +216,9 @@ pub fn run(args: Args) -> Result<()> {
         if global { ", global" } else { " per layer" }
     );
     let pruned = match args.train.load()? {
+        None if criterion == Criterion::Taylor => {
+            bail!("the taylor criterion needs calibration data: give it with --data")
+        }
         None if args.train.epochs.is_some() || args.schedule != "oneshot" => {
             bail!("--epochs and --schedule fine-tune the pruned model: give the training data with --data")
         }

@@ -13,7 +13,7 @@ use super::layers::prune_layers;
 use super::mask::{apply as apply_mask, global_masks, mask, sparsity_of, Granularity};
 use super::structural::{apply, select, ChannelRequest, GroupChange, Mode};
 use super::{PruneError, Result};
-use crate::ir::{Graph, Op};
+use crate::ir::{Graph, Op, ValueId};
 
 /// What is removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,8 +84,21 @@ fn resolve_names<'a>(graph: &Graph, names: impl Iterator<Item = &'a String>) -> 
         .collect()
 }
 
+/// Loss gradients of layer weights, by the weight's value: what the Taylor criterion
+/// multiplies the weights by.
+pub type Gradients = HashMap<ValueId, Tensor>;
+
 /// Applies `request` to `graph`.
 pub fn prune(graph: &mut Graph, request: &PruneRequest) -> Result<PruneSummary> {
+    prune_with_gradients(graph, request, &Gradients::new())
+}
+
+/// Applies `request` to `graph`, scoring with `gradients` when the criterion is Taylor.
+pub fn prune_with_gradients(
+    graph: &mut Graph,
+    request: &PruneRequest,
+    gradients: &Gradients,
+) -> Result<PruneSummary> {
     if !(0.0..1.0).contains(&request.amount) {
         return Err(PruneError::Sparsity(request.amount));
     }
@@ -125,9 +138,9 @@ pub fn prune(graph: &mut Graph, request: &PruneRequest) -> Result<PruneSummary> 
     }
     match request.method {
         Method::Weights(granularity) => {
-            prune_weights(graph, request, granularity, &layers, &protected)
+            prune_weights(graph, request, granularity, &layers, &protected, gradients)
         }
-        Method::Channels | Method::Neurons => prune_channels(graph, request, &protected),
+        Method::Channels | Method::Neurons => prune_channels(graph, request, &protected, gradients),
         Method::Layers => {
             let removed = prune_layers(graph, request.criterion, request.amount, &protected)?;
             let layers = removed.into_iter().map(|name| (name, 1.0)).collect();
@@ -145,6 +158,7 @@ fn prune_weights(
     granularity: Granularity,
     layers: &[usize],
     protected: &[usize],
+    gradients: &Gradients,
 ) -> Result<PruneSummary> {
     // N:M needs every row to split into groups of at least n columns (a 3x3 depthwise
     // filter has 9 columns: 2:4 cannot hold it); such layers stay dense.
@@ -168,7 +182,10 @@ fn prune_weights(
     };
     let scores: Vec<Tensor> = targets
         .iter()
-        .map(|&n| weight_scores(&weight(graph, n), request.criterion, None))
+        .map(|&n| {
+            let grad = gradients.get(&graph.nodes[n].inputs[1]);
+            weight_scores(&weight(graph, n), request.criterion, grad)
+        })
         .collect::<Result<_>>()?;
     let amounts: Vec<f32> = targets
         .iter()
@@ -205,7 +222,12 @@ fn prune_weights(
 }
 
 /// Importance of every class: the sum over its member layers of each channel's score.
-fn class_scores(graph: &Graph, dep: &DepGraph, criterion: Criterion) -> Result<Vec<f32>> {
+fn class_scores(
+    graph: &Graph,
+    dep: &DepGraph,
+    criterion: Criterion,
+    gradients: &Gradients,
+) -> Result<Vec<f32>> {
     let mut per_layer: HashMap<usize, Vec<f32>> = HashMap::new();
     let mut scores = vec![0f32; dep.classes.len()];
     for (c, class) in dep.classes.iter().enumerate() {
@@ -222,7 +244,7 @@ fn class_scores(graph: &Graph, dep: &DepGraph, criterion: Criterion) -> Result<V
                     let w = graph
                         .constant_of(node.inputs[1])
                         .expect("producers have constant weights");
-                    channel_scores(w, 0, criterion, None)?
+                    channel_scores(w, 0, criterion, gradients.get(&node.inputs[1]))?
                 };
                 slot.insert(s);
             }
@@ -246,6 +268,7 @@ fn prune_channels(
     graph: &mut Graph,
     request: &PruneRequest,
     protected: &[usize],
+    gradients: &Gradients,
 ) -> Result<PruneSummary> {
     let dep = build(graph);
     let mut protect: Vec<usize> = protected.iter().filter_map(|&n| dep.group_of(n)).collect();
@@ -261,7 +284,7 @@ fn prune_channels(
             }
         }
     }
-    let scores = class_scores(graph, &dep, request.criterion)?;
+    let scores = class_scores(graph, &dep, request.criterion, gradients)?;
     let channel_request = ChannelRequest {
         ratio: request.amount,
         global: request.global,

@@ -4,12 +4,15 @@
 
 use super::data::Dataset;
 use super::evaluate::evaluate_graph;
+use super::gradients::rms_gradients;
 use super::gradual::GradualPruning;
 use super::trainer::{train, EpochStats, TrainConfig};
 use super::{Result, TrainError};
 use crate::ir::Graph;
-use crate::prune::request::{prune, Method, PruneRequest, PruneSummary};
+use crate::prune::criteria::Criterion;
+use crate::prune::request::{prune_with_gradients, Gradients, Method, PruneRequest, PruneSummary};
 use crate::prune::schedule::{run_iterative, FineTune, Iterative, PolynomialDecay};
+use crate::prune::PruneError;
 use crate::report::Accuracy;
 
 /// How pruning and training interleave.
@@ -63,7 +66,19 @@ pub struct FineTuning<'a> {
     pub on_epoch: &'a dyn Fn(&EpochStats),
 }
 
+/// Calibration batches for the Taylor criterion.
+const TAYLOR_BATCHES: usize = 16;
+
 impl FineTuning<'_> {
+    /// Gradients on calibration batches of the training data when `request` scores with
+    /// the Taylor criterion, none otherwise.
+    fn gradients(&self, graph: &Graph, request: &PruneRequest) -> Result<Gradients> {
+        if request.criterion != Criterion::Taylor {
+            return Ok(Gradients::new());
+        }
+        rms_gradients(graph, self.train, TAYLOR_BATCHES, self.config.batch_size)
+    }
+
     /// Prunes `graph` as `request` says and fine-tunes it; returns what pruning changed and
     /// the accuracies (`runtime_top1` is left at 0 for the caller, who has the file).
     pub fn run(
@@ -78,7 +93,8 @@ impl FineTuning<'_> {
         let mut on_epoch = |s: &EpochStats| (self.on_epoch)(s);
         let (summary, epochs) = match self.schedule {
             FineTuneSchedule::OneShot => {
-                let summary = prune(graph, request)?;
+                let summary =
+                    prune_with_gradients(graph, request, &self.gradients(graph, request)?)?;
                 pruned_top1 = Some(top1(graph)?);
                 train(
                     graph,
@@ -135,13 +151,17 @@ impl FineTuning<'_> {
                     &schedule,
                     |g, amount| {
                         let amount = if cumulative { amount } else { per_round as f32 };
-                        last = Some(prune(
-                            g,
-                            &PruneRequest {
-                                amount,
-                                ..request.clone()
-                            },
-                        )?);
+                        let gradients =
+                            self.gradients(g, request)
+                                .map_err(|e| PruneError::Criterion {
+                                    criterion: "taylor",
+                                    reason: e.to_string(),
+                                })?;
+                        let round = PruneRequest {
+                            amount,
+                            ..request.clone()
+                        };
+                        last = Some(prune_with_gradients(g, &round, &gradients)?);
                         Ok(())
                     },
                     &mut tuner,

@@ -5,6 +5,7 @@
 use super::trainer::StepHook;
 use super::{Result, TrainError};
 use crate::ir::Graph;
+use crate::prune::criteria::Criterion;
 use crate::prune::request::{prune, Method, PruneRequest};
 use crate::prune::schedule::Schedule;
 
@@ -23,6 +24,11 @@ impl<S: Schedule> GradualPruning<S> {
         if !matches!(request.method, Method::Weights(_)) {
             return Err(TrainError::Config(
                 "gradual pruning during training removes weights, blocks or N:M groups; channels, neurons and layers are pruned between fine-tuning rounds".into(),
+            ));
+        }
+        if request.criterion == Criterion::Taylor {
+            return Err(TrainError::Config(
+                "gradual pruning scores weights by magnitude (l1, l2) or at random; the taylor criterion works with one-shot and iterative schedules".into(),
             ));
         }
         Ok(Self {

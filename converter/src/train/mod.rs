@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod evaluate;
 pub mod fine_tune;
+pub mod gradients;
 pub mod gradual;
 pub mod loss;
 pub mod lr;
