@@ -1,27 +1,25 @@
 //! Which layout a pruned weight matrix is stored in: sparse where sparse is sparse enough to
-//! win, dense otherwise. A simple model for today's scalar kernels; the kernels issue
-//! replaces it with measured thresholds.
+//! win, dense otherwise.
 //!
-//! Bytes per weight position with f32 values: dense 4; BSR 4x1 `5 (1 - z)` (16 value bytes
-//! and a 4-byte block column per nonzero block of 4, `z` the fraction of all-zero blocks);
-//! CSR `8 (1 - s)` (value and 4-byte column per nonzero, `s` the fraction of zeros); N:M
-//! 2:4 `2.5` (half the values and a 1-byte index each). Sparse kernels pay an indirection
-//! per stored entry, so a sparse layout is chosen only when it stores about half the dense
-//! bytes or less, in this order:
-//! 1. BSR 4x1 when at least [`BSR_MIN_ZERO_BLOCKS`] of the 4x1 blocks (partial at the bottom
-//!    edge) are all zero (`<= 2` bytes per position; the regular blocks suit SIMD later);
-//! 2. CSR when at least [`CSR_MIN_SPARSITY`] of the weights are zero (`<= 2.4` bytes);
-//! 3. 2:4 when every group of 4 consecutive columns of every row holds at most 2 nonzeros
-//!    and the columns are a multiple of 4 (2.5 bytes; below 70% zeros CSR would store more);
-//! 4. dense otherwise, in particular for every matrix without zeros.
+//! Each layout's cost is its stored bytes with f32 values, weighted by how much slower its
+//! kernel streams those bytes than the dense kernel: dense `4` per position; CSR `8` per
+//! nonzero (value and 4-byte column), weight [`CSR_WEIGHT`] for its per-entry indirection;
+//! BSR 4x1 `20` per nonzero block of 4 rows x 1 column (16 value bytes and a 4-byte block
+//! column), weight 1 (whole blocks, SIMD-friendly); N:M 2:4 `2.5` per position (half the
+//! values and a 1-byte index each), weight 1, possible when every group of 4 consecutive
+//! columns of every row holds at most 2 nonzeros and the columns are a multiple of 4.
+//! CSR and BSR are considered only when they store at most [`IRREGULAR_MAX_BYTES`] of the
+//! dense bytes (their kernels skip work only in proportion to the zeros); N:M, a regular
+//! pattern with its own kernel, is always considered. The cheapest wins; a matrix without
+//! zeros stays dense.
 
 use lopper_runtime::graph::LayoutKind;
 
-/// Fraction of all-zero 4x1 blocks from which BSR 4x1 is chosen.
-pub const BSR_MIN_ZERO_BLOCKS: f32 = 0.6;
+/// CSR's cost per stored byte relative to dense and block layouts.
+pub const CSR_WEIGHT: f64 = 1.25;
 
-/// Fraction of zero weights from which CSR is chosen.
-pub const CSR_MIN_SPARSITY: f32 = 0.7;
+/// Largest fraction of the dense bytes at which CSR or BSR is considered.
+pub const IRREGULAR_MAX_BYTES: f64 = 0.6;
 
 /// Picks the layout of the row-major `rows x cols` matrix `weights` (see the module
 /// documentation for the model). Dense when `weights` is empty or does not hold
@@ -30,31 +28,43 @@ pub fn choose_layout(weights: &[f32], rows: usize, cols: usize) -> LayoutKind {
     if weights.is_empty() || rows.checked_mul(cols) != Some(weights.len()) {
         return LayoutKind::Dense;
     }
-    let zeros = weights.iter().filter(|&&w| w == 0.0).count();
-    if zeros == 0 {
+    let nonzeros = weights.iter().filter(|&&w| w != 0.0).count();
+    if nonzeros == weights.len() {
         return LayoutKind::Dense;
     }
-    if zero_block_fraction(weights, rows, cols) >= BSR_MIN_ZERO_BLOCKS {
-        return LayoutKind::Bsr { rows: 4, cols: 1 };
-    }
-    if zeros as f32 / weights.len() as f32 >= CSR_MIN_SPARSITY {
-        return LayoutKind::Csr;
-    }
+    let dense = 4.0 * weights.len() as f64;
+    let nonzero_blocks = nonzero_blocks(weights, rows, cols) as f64;
+    let mut best = (LayoutKind::Dense, dense);
+    let mut consider = |layout: LayoutKind, bytes: f64, weight: f64, irregular: bool| {
+        if (!irregular || bytes <= IRREGULAR_MAX_BYTES * dense) && bytes * weight < best.1 {
+            best = (layout, bytes * weight);
+        }
+    };
+    consider(
+        LayoutKind::Bsr { rows: 4, cols: 1 },
+        20.0 * nonzero_blocks,
+        1.0,
+        true,
+    );
+    consider(LayoutKind::Csr, 8.0 * nonzeros as f64, CSR_WEIGHT, true);
     if cols % 4 == 0 && is_two_four(weights, cols) {
-        return LayoutKind::NM { n: 2, m: 4 };
+        consider(
+            LayoutKind::NM { n: 2, m: 4 },
+            2.5 * weights.len() as f64,
+            1.0,
+            false,
+        );
     }
-    LayoutKind::Dense
+    best.0
 }
 
-/// Fraction of the 4x1 blocks (4 rows of one column; the last block row may be shorter)
-/// that hold only zeros.
-fn zero_block_fraction(weights: &[f32], rows: usize, cols: usize) -> f32 {
-    let block_rows = rows.div_ceil(4);
-    let zero_blocks = (0..block_rows)
+/// Number of 4x1 blocks (4 rows of one column; the last block row may be shorter) that
+/// hold a nonzero.
+fn nonzero_blocks(weights: &[f32], rows: usize, cols: usize) -> usize {
+    (0..rows.div_ceil(4))
         .flat_map(|br| (0..cols).map(move |c| (br, c)))
-        .filter(|&(br, c)| (br * 4..(br * 4 + 4).min(rows)).all(|r| weights[r * cols + c] == 0.0))
-        .count();
-    zero_blocks as f32 / (block_rows * cols) as f32
+        .filter(|&(br, c)| (br * 4..(br * 4 + 4).min(rows)).any(|r| weights[r * cols + c] != 0.0))
+        .count()
 }
 
 /// Whether every group of 4 consecutive columns of every row has at most 2 nonzeros.
@@ -105,6 +115,12 @@ mod tests {
             choose_layout(&blocks, 8, 10),
             LayoutKind::Bsr { rows: 4, cols: 1 }
         );
+        // 90% unstructured zeros: 4x1 blocks are zero only by chance (0.9^4 of them), so
+        // CSR stores far less: 32 x 10 with one nonzero per row.
+        let unstructured: Vec<f32> = (0..320)
+            .map(|i| if i % 10 == (i / 10) % 10 { 1.0 } else { 0.0 })
+            .collect();
+        assert_eq!(choose_layout(&unstructured, 32, 10), LayoutKind::Csr);
         // 4 x 10 with one nonzero per column, on different rows: 75% zeros, no zero block.
         let scattered: Vec<f32> = (0..40)
             .map(|i| if (i / 10) == (i % 10) % 4 { 1.0 } else { 0.0 })
