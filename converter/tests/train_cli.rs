@@ -70,6 +70,43 @@ fn train_then_eval_in_the_ir_and_the_runtime() {
     assert_eq!(number(&ir, &["top5"]), number(&rt, &["top5"]));
     assert!((number(&ir, &["loss"]) - number(&rt, &["loss"])).abs() < 1e-4);
 
+    // Sensitivity measured as accuracy lost on labelled data.
+    let s = json(
+        lopper([
+            "sensitivity",
+            onnx.to_str().unwrap(),
+            "--data",
+            "digits",
+            "--limit",
+            "300",
+            "--grid",
+            "0.5,0.95",
+            "--json",
+        ])
+        .ok(),
+    );
+    let sens = &s;
+    assert_eq!(sens["metric"], "accuracy-drop");
+    assert_eq!(number(sens, &["inputs"]), 300.0);
+    assert!(number(sens, &["dense_top1"]) > 0.8);
+    let layers = sens["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3, "conv1, conv2 and dense: {sens:#}");
+    let drops: Vec<f64> = layers
+        .iter()
+        .flat_map(|l| {
+            l["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["metric"].as_f64().unwrap())
+        })
+        .collect();
+    assert!(drops.iter().all(|&d| (0.0..=1.0).contains(&d)), "{drops:?}");
+    assert!(
+        drops.iter().any(|&d| d > 0.01),
+        "pruning 95% of a layer must cost accuracy: {drops:?}"
+    );
+
     // Training continues from the ONNX file and writes a .lopper directly.
     let more = dir.join("more.lopper");
     let text = lopper([

@@ -15,8 +15,10 @@ use lopper_converter::prune::criteria::Criterion;
 use lopper_converter::prune::mask::Granularity;
 use lopper_converter::prune::request::Method;
 use lopper_converter::prune::sensitivity::{
-    allocate, analyse_with_progress, random_inputs, Allocation, Sensitivity, Target,
+    allocate, analyse_on_data, analyse_with_progress, random_inputs, Allocation, Sensitivity,
+    Target,
 };
+use lopper_converter::train::data;
 
 /// Arguments of `lopper sensitivity`.
 #[derive(clap::Args)]
@@ -50,6 +52,13 @@ pub struct Args {
     /// shape [K, 3, 48, 192], K samples.
     #[arg(long = "input", value_name = "NAME=FILE.npy", conflicts_with = "count")]
     data: Vec<String>,
+    /// A labelled data set (digits, fashion-mnist-test, folder:DIR, ...): measure the top-1
+    /// accuracy lost instead of the output distance.
+    #[arg(long = "data", value_name = "SPEC", conflicts_with_all = ["count", "data"])]
+    labelled: Option<String>,
+    /// Images of --data to evaluate on (a seeded random subset; 0: all).
+    #[arg(long, default_value_t = 1000)]
+    limit: usize,
     #[command(flatten)]
     shapes: super::ShapeArgs,
     /// Allocate per-layer amounts that remove --budget of the model's params or macs,
@@ -192,8 +201,11 @@ fn table(s: &Sensitivity) -> String {
         .collect();
     let width = names.iter().map(String::len).max().unwrap_or(0).max(5);
     let mut out = format!(
-        "{} pruning, {} criterion: relative output distance to the dense model (mean of {} inputs) with each layer pruned alone\n",
-        s.method, s.criterion, s.inputs
+        "{} pruning, {} criterion: {} (over {} inputs) with each layer pruned alone\n",
+        s.method,
+        s.criterion,
+        s.metric.describe(),
+        s.inputs
     );
     let _ = write!(out, "{:<width$} {:>10} {:>12}", "layer", "params", "MACs");
     for amount in &s.grid {
@@ -211,13 +223,14 @@ fn table(s: &Sensitivity) -> String {
 }
 
 /// The allocation as a terminal table.
-fn allocation_table(a: &Allocation, target: Target, budget: f32) -> String {
+fn allocation_table(a: &Allocation, s: &Sensitivity, target: Target, budget: f32) -> String {
     let width = a.sparsity.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
     let mut out = format!(
-        "allocation removing at least {:.1}% of the {} (predicted: {:.1}% removed, summed output distance {:.4}):\n",
+        "allocation removing at least {:.1}% of the {} (predicted: {:.1}% removed, summed {} {:.4}):\n",
         budget * 100.0,
         target.name(),
         a.removed * 100.0,
+        s.metric.short(),
         a.predicted
     );
     for (name, amount) in &a.sparsity {
@@ -230,13 +243,14 @@ fn allocation_table(a: &Allocation, target: Target, budget: f32) -> String {
 fn recipe(a: &Allocation, s: &Sensitivity, target: Target, model: &str) -> String {
     let mut out = format!(
         "# Written by `lopper sensitivity`: {} pruning, {} criterion, {:.1}% of the {} removed\n\
-         # (predicted summed output distance {:.4}). Apply with:\n\
+         # (predicted summed {} {:.4}). Apply with:\n\
          #   lopper prune {model} -o OUT.lopper --method {} --criterion {} --sparsity 0 --no-protect --recipe THIS.toml\n\
          [sparsity]\n",
         s.method,
         s.criterion,
         a.removed * 100.0,
         target.name(),
+        s.metric.short(),
         a.predicted,
         s.method,
         s.criterion,
@@ -278,23 +292,31 @@ pub fn run(args: Args) -> Result<()> {
     let model = load(&args.input)?;
     let graph = import(&model, &args.shapes.import_options())
         .with_context(|| format!("cannot import {}", args.input.display()))?;
-    let inputs = if args.data.is_empty() {
-        if args.count == 0 {
-            bail!("--inputs must be at least 1");
-        }
-        random_inputs(&graph, args.count, args.seed)?
-    } else {
-        calibration(&graph, &args.data)?
-    };
     let start = Instant::now();
-    let sensitivity = analyse_with_progress(
-        &graph,
-        method,
-        criterion,
-        &args.grid,
-        &inputs,
-        |i, n, name| eprintln!("layer {i}/{n}: {name}"),
-    )
+    let progress = |i: usize, n: usize, name: &str| eprintln!("layer {i}/{n}: {name}");
+    let sensitivity = if let Some(spec) = &args.labelled {
+        let all = data::open(spec).with_context(|| format!("cannot load --data {spec}"))?;
+        let take = if args.limit == 0 {
+            all.len()
+        } else {
+            args.limit.min(all.len())
+        };
+        let mut order = data::shuffled_indices(all.len(), args.seed, 0);
+        order.truncate(take);
+        order.sort_unstable();
+        let subset = all.subset(&order, format!("{} ({take} images)", all.name()))?;
+        analyse_on_data(&graph, method, criterion, &args.grid, &subset, progress)
+    } else {
+        let inputs = if args.data.is_empty() {
+            if args.count == 0 {
+                bail!("--inputs must be at least 1");
+            }
+            random_inputs(&graph, args.count, args.seed)?
+        } else {
+            calibration(&graph, &args.data)?
+        };
+        analyse_with_progress(&graph, method, criterion, &args.grid, &inputs, progress)
+    }
     .with_context(|| format!("cannot analyse {}", args.input.display()))?;
     eprintln!(
         "{} layers x {} amounts x {} inputs in {:.1} s",
@@ -324,7 +346,7 @@ pub fn run(args: Args) -> Result<()> {
         print!("{}", table(&sensitivity));
         if let Some((a, target, budget)) = &allocation {
             println!();
-            print!("{}", allocation_table(a, *target, *budget));
+            print!("{}", allocation_table(a, &sensitivity, *target, *budget));
             if structural {
                 println!("(advisory: `lopper prune --channels` takes one ratio for every group)");
             }

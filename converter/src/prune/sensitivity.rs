@@ -4,7 +4,8 @@
 //! predicted damage.
 //!
 //! Without labels the damage is the relative distance of the outputs to the dense model's
-//! on calibration inputs ([`Metric::OutputDistance`]). The predicted damage of an
+//! on calibration inputs ([`Metric::OutputDistance`]); with a labelled data set it is the
+//! top-1 accuracy lost ([`Metric::AccuracyDrop`]). The predicted damage of an
 //! allocation is the sum of the per-layer metrics at the chosen amounts: layers are
 //! assumed to hurt independently, the usual first-order assumption of sensitivity-based
 //! allocation (Han et al. 2015; Li et al. 2017).
@@ -20,6 +21,8 @@ use super::request::{prune, Method, PruneRequest};
 use super::{check_sparsity, PruneError};
 use crate::inspect::{ir_layers, totals, Layer, Totals};
 use crate::ir::{eval, EvalError, Graph, Op};
+use crate::train::data::Dataset;
+use crate::train::evaluate_graph;
 
 /// Why a sensitivity analysis or an allocation failed.
 #[derive(Debug, thiserror::Error)]
@@ -62,15 +65,33 @@ impl From<EvalError> for SensitivityError {
 pub type Result<T, E = SensitivityError> = std::result::Result<T, E>;
 
 /// What is measured after pruning one layer.
-///
-/// Extension point: accuracy on a labelled data set arrives with the data sets and will be
-/// a second variant, measured next to [`Metric::OutputDistance`] in `measure`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Metric {
     /// `||y_pruned - y_dense|| / ||y_dense||` over all graph outputs together (Euclidean
     /// norms), averaged over the calibration inputs: 0 means unchanged. Needs no labels.
     OutputDistance,
+    /// Top-1 accuracy of the dense model minus that of the pruned one on a labelled data
+    /// set, floored at 0 (pruning that happens to help predicts no damage).
+    AccuracyDrop,
+}
+
+impl Metric {
+    /// What the metric is, for tables.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Metric::OutputDistance => "relative output distance to the dense model",
+            Metric::AccuracyDrop => "top-1 accuracy lost (fraction)",
+        }
+    }
+
+    /// Short name of the summed damage of an allocation.
+    pub fn short(&self) -> &'static str {
+        match self {
+            Metric::OutputDistance => "output distance",
+            Metric::AccuracyDrop => "accuracy loss",
+        }
+    }
 }
 
 /// One grid point of a layer's curve.
@@ -113,8 +134,11 @@ pub struct Sensitivity {
     pub criterion: String,
     /// What the curves measure.
     pub metric: Metric,
-    /// Number of calibration inputs the metric is averaged over.
+    /// Number of calibration inputs (or labelled images) the metric is averaged over.
     pub inputs: usize,
+    /// Top-1 accuracy of the dense model, with [`Metric::AccuracyDrop`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dense_top1: Option<f64>,
     /// The amounts tried, increasing.
     pub grid: Vec<f32>,
     /// Parameters of the whole model, dense.
@@ -265,6 +289,9 @@ fn measure(metric: Metric, dense: &[Tensor], pruned: &[Tensor], input: usize) ->
             }
             Ok((diff / norm).sqrt() as f32)
         }
+        Metric::AccuracyDrop => Err(SensitivityError::Request(
+            "accuracy is measured on labelled data, not on calibration inputs".into(),
+        )),
     }
 }
 
@@ -278,6 +305,8 @@ struct Dense<'a> {
     rows: Vec<Layer>,
     totals: Totals,
     metric: Metric,
+    /// Labelled images and the dense model's top-1 on them, for [`Metric::AccuracyDrop`].
+    labelled: Option<(&'a Dataset, f64)>,
 }
 
 impl Dense<'_> {
@@ -295,10 +324,23 @@ impl Dense<'_> {
         }
         let mut pruned = self.graph.clone();
         prune(&mut pruned, request)?;
-        let mut sum = 0f64;
-        for (i, (x, d)) in self.inputs.iter().zip(&self.outputs).enumerate() {
-            sum += f64::from(measure(self.metric, d, &eval(&pruned, x)?, i)?);
-        }
+        let metric = match self.labelled {
+            Some((data, dense_top1)) => {
+                let top1 = evaluate_graph(&pruned, data, 256, false)
+                    .map_err(|e| {
+                        SensitivityError::Request(format!("evaluating on {}: {e}", data.name()))
+                    })?
+                    .top1;
+                (dense_top1 - top1).max(0.0)
+            }
+            None => {
+                let mut sum = 0f64;
+                for (i, (x, d)) in self.inputs.iter().zip(&self.outputs).enumerate() {
+                    sum += f64::from(measure(self.metric, d, &eval(&pruned, x)?, i)?);
+                }
+                sum / self.inputs.len() as f64
+            }
+        };
         let (params_removed, macs_removed) = match request.method {
             Method::Weights(_) => {
                 let n = unit.nodes[0];
@@ -325,7 +367,7 @@ impl Dense<'_> {
         };
         Ok(Point {
             amount,
-            metric: (sum / self.inputs.len() as f64) as f32,
+            metric: metric as f32,
             params_removed,
             macs_removed,
         })
@@ -356,6 +398,42 @@ pub fn analyse_with_progress(
     criterion: Criterion,
     grid: &[f32],
     inputs: &[Vec<Tensor>],
+    progress: impl FnMut(usize, usize, &str),
+) -> Result<Sensitivity> {
+    analyse_core(graph, method, criterion, grid, inputs, None, progress)
+}
+
+/// Like [`analyse_with_progress`], measuring the top-1 accuracy lost on the labelled
+/// `data` ([`Metric::AccuracyDrop`]) instead of the output distance.
+pub fn analyse_on_data(
+    graph: &Graph,
+    method: Method,
+    criterion: Criterion,
+    grid: &[f32],
+    data: &Dataset,
+    progress: impl FnMut(usize, usize, &str),
+) -> Result<Sensitivity> {
+    let dense_top1 = evaluate_graph(graph, data, 256, false)
+        .map_err(|e| SensitivityError::Request(format!("evaluating on {}: {e}", data.name())))?
+        .top1;
+    analyse_core(
+        graph,
+        method,
+        criterion,
+        grid,
+        &[],
+        Some((data, dense_top1)),
+        progress,
+    )
+}
+
+fn analyse_core(
+    graph: &Graph,
+    method: Method,
+    criterion: Criterion,
+    grid: &[f32],
+    inputs: &[Vec<Tensor>],
+    labelled: Option<(&Dataset, f64)>,
     mut progress: impl FnMut(usize, usize, &str),
 ) -> Result<Sensitivity> {
     for &amount in grid {
@@ -379,7 +457,7 @@ pub fn analyse_with_progress(
             "layer pruning removes whole layers: there is no amount to sweep; use magnitude, block, channel or neuron pruning".into(),
         ));
     }
-    if inputs.is_empty() {
+    if inputs.is_empty() && labelled.is_none() {
         return Err(SensitivityError::Request(
             "at least one calibration input is needed".into(),
         ));
@@ -394,7 +472,12 @@ pub fn analyse_with_progress(
             .collect::<Result<_, _>>()?,
         totals: totals(&rows),
         rows,
-        metric: Metric::OutputDistance,
+        metric: if labelled.is_some() {
+            Metric::AccuracyDrop
+        } else {
+            Metric::OutputDistance
+        },
+        labelled,
     };
     let layers = weight_layers(graph);
     let units = units(graph, method, &layers);
@@ -443,7 +526,8 @@ pub fn analyse_with_progress(
         method: method_name(method),
         criterion: criterion.name().into(),
         metric: dense.metric,
-        inputs: inputs.len(),
+        inputs: labelled.map_or(inputs.len(), |(data, _)| data.len()),
+        dense_top1: labelled.map(|(_, top1)| top1),
         grid,
         params: dense.totals.params,
         macs: dense.totals.macs,
