@@ -771,6 +771,7 @@ mod tests {
             criterion: "l1".into(),
             metric: Metric::OutputDistance,
             inputs: 1,
+            dense_top1: None,
             grid: vec![0.25, 0.5, 0.75],
             params: 200,
             macs: 400,
