@@ -136,11 +136,13 @@ enum Group {
     Bsr { block_row: usize, inner: usize },
     /// One N:M row.
     Nm { row: usize },
+    /// Rows `row..row + R` of an N:M matrix, each with its own columns.
+    NmRows { row: usize },
 }
 
 /// Stack buffers for one block of packed entries.
 struct Packed {
-    offsets: [MaybeUninit<usize>; BLOCK],
+    offsets: [MaybeUninit<usize>; BLOCK * MAX_ROWS],
     weights: [MaybeUninit<f32>; BLOCK * MAX_ROWS],
 }
 
@@ -170,7 +172,7 @@ pub(super) fn weight_matmul<S: Simd, const MR: usize, const NV: usize>(
         act,
     };
     let mut packed = Packed {
-        offsets: [MaybeUninit::uninit(); BLOCK],
+        offsets: [MaybeUninit::uninit(); BLOCK * MAX_ROWS],
         weights: [MaybeUninit::uninit(); BLOCK * MAX_ROWS],
     };
     let p = &mut packed;
@@ -196,6 +198,17 @@ pub(super) fn weight_matmul<S: Simd, const MR: usize, const NV: usize>(
         Sparsity::Csr { .. } => {
             for row in rows {
                 group::<S, 1, ROW_VECS>(s, w, Group::Csr { row }, row, &out, p);
+            }
+        }
+        Sparsity::NM { .. } if n > 1 => {
+            // Six rows at a time: each group of `m` rows of `x` stays in L1 while the six
+            // rows take their entries from it.
+            let tiled = rows.start + rows.len() / 6 * 6;
+            for row in (rows.start..tiled).step_by(6) {
+                group::<S, 6, 2>(s, w, Group::NmRows { row }, row, &out, p);
+            }
+            for row in tiled..rows.end {
+                group::<S, 1, ROW_VECS>(s, w, Group::Nm { row }, row, &out, p);
             }
         }
         Sparsity::NM { .. } => {
@@ -252,19 +265,44 @@ fn group<S: Simd, const R: usize, const NV: usize>(
     loop {
         let count = (total - start).min(BLOCK);
         let mut packed = 0;
-        for_each_entry::<S, R>(s, w, g, start..start + count, |k, weights| {
-            assert!(k < out.cols, "column {k} outside the matrix");
-            p.offsets[packed] = MaybeUninit::new(k * out.n);
-            for (r, w) in weights.into_iter().enumerate() {
-                p.weights[packed * R + r] = MaybeUninit::new(w);
+        let per_row = matches!(g, Group::NmRows { .. });
+        if let (
+            Group::NmRows { row },
+            Sparsity::NM {
+                n: keep,
+                m,
+                indices,
+            },
+        ) = (g, w.sparsity)
+        {
+            let groups = out.cols.div_ceil(m);
+            for e in start..start + count {
+                for r in 0..R {
+                    let slot = (row + r) * groups * keep + e;
+                    let k = e / keep * m + usize::from(indices[slot]);
+                    assert!(k < out.cols, "column {k} outside the matrix");
+                    p.offsets[packed * R + r] = MaybeUninit::new(k * out.n);
+                    p.weights[packed * R + r] =
+                        MaybeUninit::new(value(s, &w.values, slot, row + r));
+                }
+                packed += 1;
             }
-            packed += 1;
-        });
-        // SAFETY: the loop above initialised the first `packed` offsets and `packed * R`
-        // weights.
+        } else {
+            for_each_entry::<S, R>(s, w, g, start..start + count, |k, weights| {
+                assert!(k < out.cols, "column {k} outside the matrix");
+                p.offsets[packed] = MaybeUninit::new(k * out.n);
+                for (r, w) in weights.into_iter().enumerate() {
+                    p.weights[packed * R + r] = MaybeUninit::new(w);
+                }
+                packed += 1;
+            });
+        }
+        let packed_offsets = if per_row { packed * R } else { packed };
+        // SAFETY: the loops above initialised the first `packed_offsets` offsets and
+        // `packed * R` weights.
         let (offsets, weights) = unsafe {
             (
-                core::slice::from_raw_parts(p.offsets.as_ptr().cast::<usize>(), packed),
+                core::slice::from_raw_parts(p.offsets.as_ptr().cast::<usize>(), packed_offsets),
                 core::slice::from_raw_parts(p.weights.as_ptr().cast::<f32>(), packed * R),
             )
         };
@@ -273,6 +311,7 @@ fn group<S: Simd, const R: usize, const NV: usize>(
         let last = start == total;
         let tile = Tile {
             offsets,
+            per_row,
             weights,
             n: out.n,
             init,
@@ -347,6 +386,7 @@ fn gemm<S: Simd, const MR: usize, const NV: usize>(
                     core::array::from_fn(|r| out.bias.map_or(0.0, |b| b[row + r]));
                 Tile {
                     offsets,
+                    per_row: false,
                     weights: tile_weights(t),
                     n,
                     init: (k0 == 0).then_some(bias),
@@ -499,7 +539,9 @@ fn entries(w: &WeightMatrix, g: Group) -> usize {
                 ..
             },
         ) => (row_ptr[block_row + 1] - row_ptr[block_row]) as usize * bw,
-        (Group::Nm { .. }, Sparsity::NM { n, m, .. }) => w.cols.div_ceil(m) * n,
+        (Group::Nm { .. } | Group::NmRows { .. }, Sparsity::NM { n, m, .. }) => {
+            w.cols.div_ceil(m) * n
+        }
         _ => w.cols,
     }
 }
@@ -587,7 +629,10 @@ fn for_each_entry<S: Simd, const R: usize>(
 
 /// One packed block and how to start and end the accumulation.
 struct Tile<'a, const R: usize> {
+    /// Where each entry's row of `x` starts, shared by the `R` rows (`offsets[i]`) or
+    /// one per row (`offsets[i * R + r]`, when `per_row`).
     offsets: &'a [usize],
+    per_row: bool,
     weights: &'a [f32],
     n: usize,
     /// Start from these biases (first block) or from what `y` holds (later blocks).
@@ -634,7 +679,8 @@ impl<const R: usize> Tile<'_, R> {
     }
 
     /// `y[r, 0..width] (+)= sum_i weights[i * R + r] * x[offsets[i] + 0..width]` for `R`
-    /// rows of stride `n`, in `NV` vectors (one partial vector when `PARTIAL`).
+    /// rows of stride `n` (`x[offsets[i * R + r] + ..]` when `per_row`), in `NV` vectors
+    /// (one partial vector when `PARTIAL`).
     ///
     /// # Safety
     /// `x + offsets[i]` is readable and `y + r * n` writable for `width` floats, where
@@ -658,9 +704,26 @@ impl<const R: usize> Tile<'_, R> {
                 };
             }
         }
-        assert!(self.weights.len() >= self.offsets.len() * R);
         let weights = self.weights.as_ptr();
-        for (i, &offset) in self.offsets.iter().enumerate() {
+        if self.per_row {
+            let entries = self
+                .offsets
+                .chunks_exact(R)
+                .zip(self.weights.chunks_exact(R));
+            for (offsets, entry_weights) in entries {
+                for ((acc_row, &offset), &weight) in acc.iter_mut().zip(offsets).zip(entry_weights)
+                {
+                    let wv = s.splat(weight);
+                    for (v, a) in acc_row.iter_mut().enumerate() {
+                        // SAFETY: `x + offset` is readable for `width` floats (our contract).
+                        let xv = unsafe { load::<S, PARTIAL>(s, x.add(offset), v, width) };
+                        *a = s.fma(*a, wv, xv);
+                    }
+                }
+            }
+        }
+        assert!(self.per_row || self.weights.len() >= self.offsets.len() * R);
+        for (i, &offset) in self.offsets.iter().enumerate().filter(|_| !self.per_row) {
             let mut xv = [s.splat(0.0); NV];
             for (v, xv) in xv.iter_mut().enumerate() {
                 // SAFETY: `x + offset` is readable for `width` floats (our contract).
