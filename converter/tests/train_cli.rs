@@ -12,6 +12,23 @@ fn json(stdout: &str) -> Value {
     serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"))
 }
 
+/// Trains the seed network on the digits for 3 epochs into `onnx`; returns stdout.
+fn train_seed(onnx: &std::path::Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "train",
+        "--data",
+        "digits",
+        "-o",
+        onnx.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--lr",
+        "0.05",
+    ];
+    args.extend(extra);
+    lopper(args).ok().to_string()
+}
+
 fn number(v: &Value, path: &[&str]) -> f64 {
     let mut at = v;
     for key in path {
@@ -28,19 +45,7 @@ fn number(v: &Value, path: &[&str]) -> f64 {
 fn train_then_eval_in_the_ir_and_the_runtime() {
     let dir = TempDir::new("train-eval");
     let onnx = dir.join("seed.onnx");
-    let run = lopper([
-        "train",
-        "--data",
-        "digits",
-        "-o",
-        onnx.to_str().unwrap(),
-        "--epochs",
-        "3",
-        "--lr",
-        "0.05",
-        "--json",
-    ]);
-    let report = json(run.ok());
+    let report = json(&train_seed(&onnx, &["--json"]));
     let validation = number(&report, &["validation", "top1"]);
     assert!(validation > 0.8, "validation top-1 {validation}");
     assert_eq!(report["training"]["epochs"].as_array().unwrap().len(), 3);
@@ -267,18 +272,7 @@ fn the_demo_writes_its_models_and_report() {
 fn prune_fine_tunes_on_data_with_every_schedule() {
     let dir = TempDir::new("prune-fine-tune");
     let onnx = dir.join("seed.onnx");
-    lopper([
-        "train",
-        "--data",
-        "digits",
-        "-o",
-        onnx.to_str().unwrap(),
-        "--epochs",
-        "3",
-        "--lr",
-        "0.05",
-    ])
-    .ok();
+    train_seed(&onnx, &[]);
     let out = dir.join("pruned.lopper");
     for (method, amount, schedule) in [
         ("magnitude", "--sparsity=0.8", "polynomial"),

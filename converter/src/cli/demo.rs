@@ -121,9 +121,20 @@ pub fn run(args: Args) -> Result<()> {
     };
     let steps =
         (fine_tune * (train_set.len() / fine_tune_config.batch_size.min(train_set.len()))) as i64;
-    for (i, (name, granularity)) in [
-        ("sparse-90", Granularity::Unstructured),
-        ("block4x1-90", Granularity::Block { rows: 4, cols: 1 }),
+    let maker = VariantMaker {
+        dense: &dense,
+        train_set: &train_set,
+        test_set: &test_set,
+        out: &args.out,
+        config: &fine_tune_config,
+    };
+    for (i, (name, granularity, what)) in [
+        ("sparse-90", Granularity::Unstructured, "single weights"),
+        (
+            "block4x1-90",
+            Granularity::Block { rows: 4, cols: 1 },
+            "4x1 blocks",
+        ),
     ]
     .into_iter()
     .enumerate()
@@ -133,66 +144,29 @@ pub fn run(args: Args) -> Result<()> {
             i + 2
         );
         let how = format!(
-            "{}, magnitude, polynomial decay 50% -> 90% of conv2 and dense while fine-tuning {fine_tune} epochs",
-            if i == 0 { "single weights" } else { "4x1 blocks" }
+            "{what}, magnitude, polynomial decay 50% -> 90% of conv2 and dense while fine-tuning {fine_tune} epochs"
         );
         let request = request(Method::Weights(granularity), 0.0);
-        let t = Instant::now();
-        let pruned = prune_graph(dense.clone(), &ExportOptions::default(), how.clone(), |g| {
+        rows.push(maker.make(name, how, |g, data, config| {
             let mut schedule = PolynomialDecay::new(0.5, 0.9, 0, (steps * 2 / 3).max(1))?;
             schedule.frequency = (steps / 30).max(1);
             let mut hook = GradualPruning::new(schedule, request)?;
-            train(
-                g,
-                &train_set,
-                None,
-                &fine_tune_config,
-                Some(&mut hook),
-                &mut print_epoch,
-            )?;
+            train(g, data, None, config, Some(&mut hook), &mut print_epoch)?;
             Ok(PruneSummary {
                 layers: Vec::new(),
                 groups: Vec::new(),
             })
-        })?;
-        rows.push(finish(
-            name,
-            how,
-            pruned.graph,
-            pruned.bytes,
-            &test_set,
-            &args.out,
-            t.elapsed().as_secs_f64(),
-        )?);
+        })?);
     }
-
     eprintln!(
         "4/4 channels-50: 50% of the channels removed (L1), then {fine_tune} epochs of fine-tuning"
     );
     let how = format!("50% of conv channels removed (L1), fine-tuned {fine_tune} epochs");
-    let t = Instant::now();
-    let pruned = prune_graph(dense.clone(), &ExportOptions::default(), how.clone(), |g| {
+    rows.push(maker.make("channels-50", how, |g, data, config| {
         let summary = prune(g, &request(Method::Channels, 0.5))?;
-        train(
-            g,
-            &train_set,
-            None,
-            &fine_tune_config,
-            None,
-            &mut print_epoch,
-        )
-        .map_err(ConvertError::from)?;
+        train(g, data, None, config, None, &mut print_epoch)?;
         Ok(summary)
-    })?;
-    rows.push(finish(
-        "channels-50",
-        how,
-        pruned.graph,
-        pruned.bytes,
-        &test_set,
-        &args.out,
-        t.elapsed().as_secs_f64(),
-    )?);
+    })?);
 
     eprintln!(
         "measuring latency: {} interleaved runs per model, batch 1, one thread",
@@ -242,6 +216,44 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Makes pruned variants of the trained dense model.
+struct VariantMaker<'a> {
+    dense: &'a Graph,
+    train_set: &'a Dataset,
+    test_set: &'a Dataset,
+    out: &'a Path,
+    config: &'a TrainConfig,
+}
+
+impl VariantMaker<'_> {
+    /// Prunes and fine-tunes a copy of the dense model with `transform`, exports it as
+    /// `name.lopper`, and measures it.
+    fn make(
+        &self,
+        name: &str,
+        how: String,
+        transform: impl FnOnce(&mut Graph, &Dataset, &TrainConfig) -> Result<PruneSummary, ConvertError>,
+    ) -> Result<Row> {
+        let started = Instant::now();
+        let pruned = prune_graph(
+            self.dense.clone(),
+            &ExportOptions::default(),
+            how.clone(),
+            |g| transform(g, self.train_set, self.config),
+        )?;
+        let seconds = started.elapsed().as_secs_f64();
+        finish(
+            name,
+            how,
+            pruned.graph,
+            pruned.bytes,
+            self.test_set,
+            self.out,
+            seconds,
+        )
+    }
 }
 
 /// Training and test sets, and whether the set is small (the embedded digits).
