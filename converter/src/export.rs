@@ -7,8 +7,10 @@ use candle_core::DType;
 use lopper_runtime::format::{Encoding, ModelWriter};
 use lopper_runtime::graph::{matrix_dims, LayoutKind, Op as Rt, Storage};
 
+use crate::ir::Node;
 use crate::ir::{Graph, Op};
 use crate::prune::layout::choose_layout;
+use crate::prune::tune::fastest_layout;
 
 /// How to write weights.
 #[derive(Clone, Debug)]
@@ -18,6 +20,9 @@ pub struct ExportOptions {
     /// Store convolution and linear weights sparse (CSR, BSR 4x1 or 2:4) where they have
     /// enough zeros to win; dense otherwise. Weights without zeros are always dense.
     pub sparse: bool,
+    /// With `sparse`: time every candidate layout of each convolution and linear weight
+    /// on this machine and keep the fastest, instead of the cost model.
+    pub tune: bool,
     /// Producer string recorded in the file.
     pub producer: String,
     /// Extra metadata entries.
@@ -29,6 +34,7 @@ impl Default for ExportOptions {
         ExportOptions {
             storage: Storage::F32,
             sparse: true,
+            tune: false,
             producer: format!("lopper {}", env!("CARGO_PKG_VERSION")),
             metadata: Vec::new(),
         }
@@ -64,6 +70,18 @@ pub enum ExportError {
     /// The writer refused something.
     #[error(transparent)]
     Write(#[from] lopper_runtime::format::WriteError),
+}
+
+/// Columns of the activation matrix one product of this layer's weights sees (output
+/// pixels of an ungrouped convolution, the batch of a linear layer); `None` where the
+/// kernels do not run the weights as one product (grouped convolutions).
+fn tuning_columns(graph: &Graph, node: &Node, op: &Rt) -> Option<usize> {
+    let out = graph.shape(*node.outputs.first()?);
+    match op {
+        Rt::Conv2d(c) if c.groups == 1 && out.len() == 4 => Some(out[2] * out[3]),
+        Rt::Linear => out.first().copied(),
+        _ => None,
+    }
 }
 
 /// Serialises `graph` into the bytes of a `.lopper` file.
@@ -105,7 +123,14 @@ pub fn export(graph: &Graph, options: &ExportOptions) -> Result<Vec<u8>, ExportE
                     })?;
                 let encoding = if Some(slot) == weight_slot {
                     let layout = match matrix_dims(&value.shape) {
-                        Some((rows, cols)) if options.sparse => choose_layout(&values, rows, cols),
+                        Some((rows, cols)) if options.sparse => {
+                            match tuning_columns(graph, node, op).filter(|_| options.tune) {
+                                Some(n) => {
+                                    fastest_layout(&values, rows, cols, n, options.storage).0
+                                }
+                                None => choose_layout(&values, rows, cols),
+                            }
+                        }
                         _ => LayoutKind::Dense,
                     };
                     Encoding {

@@ -17,6 +17,11 @@ pub struct Args {
     /// Where to write the .lopper file (written to a temporary name, then renamed).
     #[arg(short, long)]
     output: PathBuf,
+    /// Choose each layer's layout (dense, CSR, BSR, 2:4) by timing its product on this
+    /// machine instead of the built-in cost model; for the device you will run on, run
+    /// it there.
+    #[arg(long)]
+    tune: bool,
     /// Store convolution and linear weights as f16 (half the bytes).
     #[arg(long)]
     f16: bool,
@@ -33,6 +38,7 @@ pub fn run(args: Args) -> Result<()> {
         import: args.shapes.import_options(),
         export: ExportOptions {
             storage: if args.f16 { Storage::F16 } else { Storage::F32 },
+            tune: args.tune,
             ..ExportOptions::default()
         },
     };

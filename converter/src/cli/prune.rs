@@ -70,6 +70,11 @@ pub struct Args {
     /// Also write the pruned model as ONNX, physically smaller, for other runtimes.
     #[arg(long = "emit-onnx", value_name = "OUT.onnx")]
     emit_onnx: Option<PathBuf>,
+    /// Choose each layer's layout (dense, CSR, BSR, 2:4) by timing its product on this
+    /// machine instead of the built-in cost model; for the device you will run on, run
+    /// it there.
+    #[arg(long)]
+    tune: bool,
     /// Store weights as f16.
     #[arg(long)]
     f16: bool,
@@ -192,6 +197,7 @@ pub fn run(args: Args) -> Result<()> {
         import: args.shapes.import_options(),
         export: ExportOptions {
             storage: if args.f16 { Storage::F16 } else { Storage::F32 },
+            tune: args.tune,
             ..ExportOptions::default()
         },
     };

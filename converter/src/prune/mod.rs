@@ -14,6 +14,7 @@ pub mod sensitivity;
 pub mod structural;
 #[cfg(test)]
 pub(crate) mod test_graphs;
+pub mod tune;
 
 /// Why a pruning request failed.
 #[derive(Debug, thiserror::Error)]
