@@ -91,6 +91,13 @@ fn broadcast_strides(shape: &[usize], out_shape: &[usize]) -> [usize; MAX_RANK] 
     strides
 }
 
+/// `out[i] = f(a[i], b[i])`.
+fn row_with(out: &mut [f32], a: &[f32], b: &[f32], f: &impl Fn(f32, f32) -> f32) {
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        *o = f(x, y);
+    }
+}
+
 /// Runs `f` over every output element. Because `out_shape` is the broadcast of both input
 /// shapes, an input with as many elements as the output has the output's shape, and an
 /// input with one element is a scalar; those cases skip the index arithmetic.
@@ -100,9 +107,7 @@ fn broadcast_with(a: &[f32], b: &[f32], out: &mut [f32], s: Shapes, f: impl Fn(f
         return;
     }
     if a.len() == n && b.len() == n {
-        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-            *o = f(x, y);
-        }
+        row_with(out, a, b, &f);
         return;
     }
     if a.len() == n && b.len() == 1 {
@@ -127,12 +132,27 @@ fn broadcast_with(a: &[f32], b: &[f32], out: &mut [f32], s: Shapes, f: impl Fn(f
     let (step_a, step_b) = (sa[last], sb[last]);
     let mut index = [0usize; MAX_RANK];
     let (mut row_a, mut row_b) = (0, 0);
-    for row in out.chunks_exact_mut(s.out[last]) {
-        let (mut ia, mut ib) = (row_a, row_b);
-        for o in row {
-            *o = f(a[ia], b[ib]);
-            ia += step_a;
-            ib += step_b;
+    let len = s.out[last];
+    for row in out.chunks_exact_mut(len) {
+        // Rows read whole or as one broadcast value take loops that vectorise.
+        match (step_a, step_b) {
+            (1, 1) => row_with(row, &a[row_a..][..len], &b[row_b..][..len], &f),
+            (1, 0) => row
+                .iter_mut()
+                .zip(&a[row_a..][..len])
+                .for_each(|(o, &x)| *o = f(x, b[row_b])),
+            (0, 1) => row
+                .iter_mut()
+                .zip(&b[row_b..][..len])
+                .for_each(|(o, &y)| *o = f(a[row_a], y)),
+            _ => {
+                let (mut ia, mut ib) = (row_a, row_b);
+                for o in row {
+                    *o = f(a[ia], b[ib]);
+                    ia += step_a;
+                    ib += step_b;
+                }
+            }
         }
         for axis in (0..last).rev() {
             index[axis] += 1;

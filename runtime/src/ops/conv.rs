@@ -5,9 +5,9 @@
 //! one multiply-add of a whole output row per kernel tap.
 
 use crate::graph::{Activation, Conv2d};
+use crate::kernels::depthwise::{depthwise, Depthwise, MAX_DEPTHWISE_TAPS};
 use crate::kernels::parallel::Parallel;
 use crate::kernels::weight_matmul::weight_matmul_parallel;
-use crate::ops::activation;
 use crate::weights::WeightMatrix;
 
 /// A 1x1 kernel with stride 1 and no padding reads each group's input channels as they
@@ -20,9 +20,6 @@ fn needs_im2col(attrs: &Conv2d, kernel: [usize; 2]) -> bool {
 fn is_depthwise(attrs: &Conv2d, channels: usize) -> bool {
     channels == attrs.groups
 }
-
-/// Taps of the largest kernel the depthwise path takes; larger ones unfold.
-const MAX_DEPTHWISE_TAPS: usize = 64;
 
 /// Scratch elements `conv2d` needs: one group's im2col matrix, or 0 when the input is used
 /// in place. Shapes are the verified NCHW input and output; `None` on overflow.
@@ -72,7 +69,17 @@ pub fn conv2d(
     debug_assert_eq!(w.rows, out_channels);
     debug_assert_eq!(w.cols, group_channels * kernel[0] * kernel[1]);
     if depthwise_applies(attrs, channels, kernel) {
-        depthwise(attrs, x, x_shape, w, kernel, bias, act, y, y_shape);
+        let conv = Depthwise {
+            attrs,
+            x,
+            x_shape,
+            w,
+            kernel,
+            bias,
+            act,
+            y_shape,
+        };
+        depthwise(&conv, y);
         return;
     }
     let columns_len = if needs_im2col(attrs, kernel) {
@@ -117,77 +124,6 @@ pub fn conv2d(
 /// Whether `conv2d` runs the depthwise kernel rather than unfolding.
 fn depthwise_applies(attrs: &Conv2d, channels: usize, kernel: [usize; 2]) -> bool {
     is_depthwise(attrs, channels) && kernel[0] * kernel[1] <= MAX_DEPTHWISE_TAPS
-}
-
-/// Depthwise convolution: output channel `o` reads input channel `o / (O / C)` only. For
-/// each output row and kernel tap, the output positions whose input lies inside the
-/// image get one multiply-add; with stride 1 that is a contiguous run the compiler
-/// vectorises.
-#[allow(clippy::too_many_arguments)]
-fn depthwise(
-    attrs: &Conv2d,
-    x: &[f32],
-    [batch, channels, height, width]: [usize; 4],
-    w: &WeightMatrix,
-    [kernel_h, kernel_w]: [usize; 2],
-    bias: Option<&[f32]>,
-    act: Activation,
-    y: &mut [f32],
-    [_, out_channels, out_height, out_width]: [usize; 4],
-) {
-    let [stride_h, stride_w] = attrs.stride;
-    let [dilation_h, dilation_w] = attrs.dilation;
-    let [pad_top, pad_left, _, _] = attrs.pads;
-    let multiplier = out_channels / channels;
-    let mut taps = [0.0f32; MAX_DEPTHWISE_TAPS];
-    for image in 0..batch {
-        for o in 0..out_channels {
-            taps.fill(0.0);
-            w.for_each_in_row(o, |col, v| taps[col] = v);
-            let c = image * channels + o / multiplier;
-            let plane = &x[c * height * width..(c + 1) * height * width];
-            let out_start = (image * out_channels + o) * out_height * out_width;
-            let out_plane = &mut y[out_start..out_start + out_height * out_width];
-            out_plane.fill(bias.map_or(0.0, |b| b[o]));
-            for (oy, out_row) in out_plane.chunks_exact_mut(out_width).enumerate() {
-                for ki in 0..kernel_h {
-                    let Some(iy) = (oy * stride_h + ki * dilation_h)
-                        .checked_sub(pad_top)
-                        .filter(|&iy| iy < height)
-                    else {
-                        continue;
-                    };
-                    let line = &plane[iy * width..(iy + 1) * width];
-                    for kj in 0..kernel_w {
-                        let tap = taps[ki * kernel_w + kj];
-                        // Output columns `lo..hi` read input columns inside the line.
-                        let shift = kj * dilation_w;
-                        let lo = pad_left.saturating_sub(shift).div_ceil(stride_w);
-                        let hi = (width + pad_left)
-                            .checked_sub(shift + 1)
-                            .map_or(0, |last| last / stride_w + 1)
-                            .min(out_width);
-                        if tap == 0.0 || lo >= hi {
-                            continue;
-                        }
-                        let first = lo * stride_w + shift - pad_left;
-                        if stride_w == 1 {
-                            let src = &line[first..first + (hi - lo)];
-                            for (out, &v) in out_row[lo..hi].iter_mut().zip(src) {
-                                *out += tap * v;
-                            }
-                        } else {
-                            let src = line[first..].iter().step_by(stride_w);
-                            for (out, &v) in out_row[lo..hi].iter_mut().zip(src) {
-                                *out += tap * v;
-                            }
-                        }
-                    }
-                }
-            }
-            activation::apply(act, out_plane);
-        }
-    }
 }
 
 /// Unfolds one group's input `[c, h, w]` into `columns`, row `(ci * kh + ki) * kw + kj`
