@@ -9,7 +9,7 @@ use lopper_runtime::graph::{matrix_dims, LayoutKind, Op as Rt, Storage};
 
 use crate::ir::Node;
 use crate::ir::{Graph, Op};
-use crate::prune::layout::choose_layout;
+use crate::prune::layout::{choose_layout, Objective};
 use crate::prune::tune::fastest_layout;
 
 /// How to write weights.
@@ -20,6 +20,8 @@ pub struct ExportOptions {
     /// Store convolution and linear weights sparse (CSR, BSR 4x1 or 2:4) where they have
     /// enough zeros to win; dense otherwise. Weights without zeros are always dense.
     pub sparse: bool,
+    /// With `sparse`: what the cost model optimises, speed (the default) or file size.
+    pub objective: Objective,
     /// With `sparse`: time every candidate layout of each convolution and linear weight
     /// on this machine and keep the fastest, instead of the cost model.
     pub tune: bool,
@@ -34,6 +36,7 @@ impl Default for ExportOptions {
         ExportOptions {
             storage: Storage::F32,
             sparse: true,
+            objective: Objective::Speed,
             tune: false,
             producer: format!("lopper {}", env!("CARGO_PKG_VERSION")),
             metadata: Vec::new(),
@@ -71,6 +74,10 @@ pub enum ExportError {
     #[error(transparent)]
     Write(#[from] lopper_runtime::format::WriteError),
 }
+
+/// Activation columns assumed for layers whose products are not one matrix product
+/// (grouped and transposed convolutions).
+const DEFAULT_COLUMNS: usize = 64;
 
 /// Columns of the activation matrix one product of this layer's weights sees (output
 /// pixels of an ungrouped convolution, the batch of a linear layer); `None` where the
@@ -124,11 +131,18 @@ pub fn export(graph: &Graph, options: &ExportOptions) -> Result<Vec<u8>, ExportE
                 let encoding = if Some(slot) == weight_slot {
                     let layout = match matrix_dims(&value.shape) {
                         Some((rows, cols)) if options.sparse => {
-                            match tuning_columns(graph, node, op).filter(|_| options.tune) {
+                            let n = tuning_columns(graph, node, op);
+                            match n.filter(|_| options.tune) {
                                 Some(n) => {
                                     fastest_layout(&values, rows, cols, n, options.storage).0
                                 }
-                                None => choose_layout(&values, rows, cols),
+                                None => choose_layout(
+                                    &values,
+                                    rows,
+                                    cols,
+                                    n.unwrap_or(DEFAULT_COLUMNS),
+                                    options.objective,
+                                ),
                             }
                         }
                         _ => LayoutKind::Dense,

@@ -12,6 +12,7 @@ use lopper_converter::import::ImportOptions;
 use lopper_converter::ir::eval;
 use lopper_converter::pipeline::{prune_file, ConvertOptions, Pruned};
 use lopper_converter::prune::criteria::Criterion;
+use lopper_converter::prune::layout::Objective;
 use lopper_converter::prune::mask::Granularity;
 use lopper_converter::prune::request::{Method, PruneRequest};
 use lopper_runtime::{Model, Session};
@@ -139,14 +140,16 @@ fn sparse_weights_on_the_classifier_match_the_ir() {
         ),
         ("2:4", Method::Weights(Granularity::NM { n: 2, m: 4 }), 0.5),
     ];
-    for (label, method, amount) in cases {
-        let pruned = prune_file(
-            &path,
-            &options(shapes.clone()),
-            &request(method, amount),
-            label.into(),
-        )
-        .unwrap_or_else(|e| panic!("{label}: {e:#}"));
+    let objectives = [("speed", Objective::Speed), ("size", Objective::Size)];
+    for ((label, method, amount), (goal, objective)) in cases
+        .into_iter()
+        .flat_map(|c| objectives.into_iter().map(move |o| (c, o)))
+    {
+        let mut options = options(shapes.clone());
+        options.export.objective = objective;
+        let label = format!("{label} ({goal})");
+        let pruned = prune_file(&path, &options, &request(method, amount), label.clone())
+            .unwrap_or_else(|e| panic!("{label}: {e:#}"));
         let (_, shape, input) = input_for(&pruned.bytes);
         let got = run(&pruned.bytes, &input);
         let x = Tensor::from_vec(input, shape, &Device::Cpu).unwrap();
@@ -159,7 +162,7 @@ fn sparse_weights_on_the_classifier_match_the_ir() {
         let r = &pruned.report;
         let layouts: Vec<&str> = r.layers.iter().map(|l| l.layout.as_str()).collect();
         println!(
-            "{label:<17} nonzero {:>7} of {:>7} params  file {:>7} > {:>7} bytes ({:5.1}%)  runtime vs IR {abs:.2e}  layouts: {} csr, {} bsr, {} 2:4",
+            "{label:<25} nonzero {:>7} of {:>7} params  file {:>7} > {:>7} bytes ({:5.1}%)  runtime vs IR {abs:.2e}  layouts: {} csr, {} bsr, {} 2:4",
             r.nonzero_after,
             r.params[1],
             r.file_bytes[0],

@@ -7,6 +7,7 @@ use lopper_converter::export::ExportOptions;
 use lopper_converter::files::write_atomic;
 use lopper_converter::inspect::{lopper_layers, totals};
 use lopper_converter::pipeline::{convert_file, ConvertOptions};
+use lopper_converter::prune::layout::Objective;
 use lopper_runtime::graph::Storage;
 
 /// Arguments of `lopper convert`.
@@ -22,6 +23,10 @@ pub struct Args {
     /// it there.
     #[arg(long)]
     tune: bool,
+    /// What the layout choice optimises: speed (never a sparse layout slower than dense)
+    /// or size (the fewest bytes).
+    #[arg(long, default_value = "speed", value_parser = ["speed", "size"])]
+    prefer: String,
     /// Store convolution and linear weights as f16 (half the bytes).
     #[arg(long)]
     f16: bool,
@@ -39,6 +44,11 @@ pub fn run(args: Args) -> Result<()> {
         export: ExportOptions {
             storage: if args.f16 { Storage::F16 } else { Storage::F32 },
             tune: args.tune,
+            objective: if args.prefer == "size" {
+                Objective::Size
+            } else {
+                Objective::Speed
+            },
             ..ExportOptions::default()
         },
     };

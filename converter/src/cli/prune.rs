@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use lopper_converter::export::ExportOptions;
 use lopper_converter::files::write_atomic;
 use lopper_converter::pipeline::{prune_file, prune_graph, ConvertOptions};
+use lopper_converter::prune::layout::Objective;
 use lopper_converter::train::evaluate_model;
 
 use super::train_args::print_epoch;
@@ -75,6 +76,10 @@ pub struct Args {
     /// it there.
     #[arg(long)]
     tune: bool,
+    /// What the layout choice optimises: speed (never a sparse layout slower than dense)
+    /// or size (the fewest bytes).
+    #[arg(long, default_value = "speed", value_parser = ["speed", "size"])]
+    prefer: String,
     /// Store weights as f16.
     #[arg(long)]
     f16: bool,
@@ -198,6 +203,11 @@ pub fn run(args: Args) -> Result<()> {
         export: ExportOptions {
             storage: if args.f16 { Storage::F16 } else { Storage::F32 },
             tune: args.tune,
+            objective: if args.prefer == "size" {
+                Objective::Size
+            } else {
+                Objective::Speed
+            },
             ..ExportOptions::default()
         },
     };

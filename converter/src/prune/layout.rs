@@ -1,30 +1,52 @@
-//! Which layout a pruned weight matrix is stored in: sparse where sparse is sparse enough to
-//! win, dense otherwise.
+//! Which layout a pruned weight matrix is stored in, for one of two objectives.
 //!
-//! Each layout's cost is its stored bytes with f32 values, weighted by how much slower its
-//! kernel streams those bytes than the dense kernel: dense `4` per position; CSR `8` per
-//! nonzero (value and 4-byte column), weight [`CSR_WEIGHT`] for its per-entry indirection;
-//! BSR 4x1 `20` per nonzero block of 4 rows x 1 column (16 value bytes and a 4-byte block
-//! column), weight 1 (whole blocks, SIMD-friendly); N:M 2:4 `2.5` per position (half the
-//! values and a 1-byte index each), weight 1, possible when every group of 4 consecutive
-//! columns of every row holds at most 2 nonzeros and the columns are a multiple of 4.
-//! CSR and BSR are considered only when they store at most [`IRREGULAR_MAX_BYTES`] of the
-//! dense bytes (their kernels skip work only in proportion to the zeros); N:M, a regular
-//! pattern with its own kernel, is always considered. The cheapest wins; a matrix without
-//! zeros stays dense.
+//! [`Objective::Speed`] (the default) estimates each layout's kernel time relative to
+//! the dense kernel on the same matrix, from the single-thread kernel benchmarks in
+//! `docs/benchmarks.md` (x86_64 AVX2; `--tune` measures on the target instead): the time
+//! of a sparse kernel grows with what it stores, so it is modelled as a per-layout factor
+//! times the stored fraction (nonzeros for CSR, nonzero 4x1 blocks for BSR, one half for
+//! 2:4), with separate factors for matrix-vector products (`n < 8` activation columns,
+//! fully connected layers at batch 1), where sparse kernels lose their register reuse.
+//! A sparse layout is kept only when it is estimated faster than dense.
+//!
+//! [`Objective::Size`] stores the fewest bytes with f32 values: dense `4` per position, CSR
+//! `8` per nonzero (value and 4-byte column), BSR 4x1 `20` per nonzero block of 4 rows x
+//! 1 column (16 value bytes and a 4-byte block column), 2:4 `2.5` per position (half the
+//! values and a 1-byte index each).
+//!
+//! 2:4 is possible when every group of 4 consecutive columns of every row holds at most 2
+//! nonzeros and the columns are a multiple of 4. A matrix without zeros stays dense.
 
 use lopper_runtime::graph::LayoutKind;
 
-/// CSR's cost per stored byte relative to dense and block layouts.
-pub const CSR_WEIGHT: f64 = 1.25;
+/// What the layout choice optimises.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Objective {
+    /// The fastest estimated kernel; never a sparse layout estimated slower than dense.
+    #[default]
+    Speed,
+    /// The fewest stored bytes.
+    Size,
+}
 
-/// Largest fraction of the dense bytes at which CSR or BSR is considered.
-pub const IRREGULAR_MAX_BYTES: f64 = 0.6;
+/// Estimated kernel time per stored fraction, relative to the dense kernel: (CSR per
+/// nonzero, BSR 4x1 per nonzero block, 2:4 per kept half) for `n >= 8` activation columns
+/// (1x1 convolutions at 14x14 and 7x7: CSR 90% 3.1-4.0x faster than dense, BSR 4x1 90%
+/// 5.8-6.7x, 2:4 0.44-0.70x) and for `n < 8` (a 1024x1000 fully connected layer: CSR 90%
+/// 1.4x, BSR 4x1 90% 1.9x, 2:4 0.06x).
+const SPEED_FACTORS: [[f64; 3]; 2] = [[3.0, 1.6, 2.9], [7.0, 5.3, 33.0]];
 
-/// Picks the layout of the row-major `rows x cols` matrix `weights` (see the module
-/// documentation for the model). Dense when `weights` is empty or does not hold
-/// `rows * cols` values.
-pub fn choose_layout(weights: &[f32], rows: usize, cols: usize) -> LayoutKind {
+/// Picks the layout of the row-major `rows x cols` matrix `weights`, multiplied by `n`
+/// activation columns at a time (output pixels of a convolution, the batch of a linear
+/// layer), for `objective` (see the module documentation for the models). Dense when
+/// `weights` is empty or does not hold `rows * cols` values.
+pub fn choose_layout(
+    weights: &[f32],
+    rows: usize,
+    cols: usize,
+    n: usize,
+    objective: Objective,
+) -> LayoutKind {
     if weights.is_empty() || rows.checked_mul(cols) != Some(weights.len()) {
         return LayoutKind::Dense;
     }
@@ -32,28 +54,30 @@ pub fn choose_layout(weights: &[f32], rows: usize, cols: usize) -> LayoutKind {
     if nonzeros == weights.len() {
         return LayoutKind::Dense;
     }
-    let dense = 4.0 * weights.len() as f64;
-    let nonzero_blocks = nonzero_blocks(weights, rows, cols) as f64;
-    let mut best = (LayoutKind::Dense, dense);
-    let mut consider = |layout: LayoutKind, bytes: f64, weight: f64, irregular: bool| {
-        if (!irregular || bytes <= IRREGULAR_MAX_BYTES * dense) && bytes * weight < best.1 {
-            best = (layout, bytes * weight);
+    let positions = weights.len() as f64;
+    let density = nonzeros as f64 / positions;
+    let block_density =
+        nonzero_blocks(weights, rows, cols) as f64 / (rows.div_ceil(4) * cols) as f64;
+    let two_four = cols % 4 == 0 && is_two_four(weights, cols);
+    // Cost of (dense, CSR, BSR 4x1, 2:4), dense = 1.
+    let costs = match objective {
+        Objective::Speed => {
+            let [csr, bsr, nm] = SPEED_FACTORS[usize::from(n < 8)];
+            [1.0, csr * density, bsr * block_density, nm * 0.5]
         }
+        Objective::Size => [1.0, 2.0 * density, 1.25 * block_density, 0.625],
     };
-    consider(
+    let layouts = [
+        LayoutKind::Dense,
+        LayoutKind::Csr,
         LayoutKind::Bsr { rows: 4, cols: 1 },
-        20.0 * nonzero_blocks,
-        1.0,
-        true,
-    );
-    consider(LayoutKind::Csr, 8.0 * nonzeros as f64, CSR_WEIGHT, true);
-    if cols % 4 == 0 && is_two_four(weights, cols) {
-        consider(
-            LayoutKind::NM { n: 2, m: 4 },
-            2.5 * weights.len() as f64,
-            1.0,
-            false,
-        );
+        LayoutKind::NM { n: 2, m: 4 },
+    ];
+    let mut best = (LayoutKind::Dense, 1.0);
+    for (i, (layout, cost)) in layouts.into_iter().zip(costs).enumerate() {
+        if (i < 3 || two_four) && cost < best.1 {
+            best = (layout, cost);
+        }
     }
     best.0
 }
@@ -90,49 +114,66 @@ mod tests {
 
     #[test]
     fn cost_model_by_hand() {
-        assert_eq!(choose_layout(&[1.0; 16], 4, 4), LayoutKind::Dense);
-        assert_eq!(choose_layout(&[], 0, 4), LayoutKind::Dense);
-        assert_eq!(choose_layout(&[0.0; 15], 4, 4), LayoutKind::Dense);
-        // 2:4 in every group: rows [1, 0, 2, 0 | 0, 0, 3, 4].
+        use Objective::{Size, Speed};
+        let both = |w: &[f32], rows, cols, n| {
+            (
+                choose_layout(w, rows, cols, n, Speed),
+                choose_layout(w, rows, cols, n, Size),
+            )
+        };
+        let (dense, csr, bsr) = (
+            LayoutKind::Dense,
+            LayoutKind::Csr,
+            LayoutKind::Bsr { rows: 4, cols: 1 },
+        );
+        assert_eq!(both(&[1.0; 16], 4, 4, 64), (dense, dense));
+        assert_eq!(both(&[], 0, 4, 64), (dense, dense));
+        assert_eq!(both(&[0.0; 15], 4, 4, 64), (dense, dense));
+        // 2:4 in every group, alternating rows [1, 0, 2, 0 | 0, 0, 3, 4] and
+        // [0, 1, 0, 2 | 3, 4, 0, 0], so no 4x1 block is zero: 2:4 stores 62.5% of the dense
+        // bytes (CSR 100%, BSR 125%), but its kernel is slower than dense (cost 1.45).
         let two_four: Vec<f32> = (0..4)
-            .flat_map(|_| [1.0, 0.0, 2.0, 0.0, 0.0, 0.0, 3.0, 4.0])
+            .flat_map(|r| {
+                if r % 2 == 0 {
+                    [1.0, 0.0, 2.0, 0.0, 0.0, 0.0, 3.0, 4.0]
+                } else {
+                    [0.0, 1.0, 0.0, 2.0, 3.0, 4.0, 0.0, 0.0]
+                }
+            })
             .collect();
         assert_eq!(
-            choose_layout(&two_four, 4, 8),
-            LayoutKind::NM { n: 2, m: 4 }
+            both(&two_four, 4, 8, 64),
+            (dense, LayoutKind::NM { n: 2, m: 4 })
         );
         // Same pattern, 6 columns: not a multiple of 4, and only 50% zeros.
-        assert_eq!(choose_layout(&two_four[..24], 4, 6), LayoutKind::Dense);
-        // One group with 3 nonzeros breaks 2:4.
-        let mut broken = two_four.clone();
-        broken[1] = 5.0;
-        assert_eq!(choose_layout(&broken, 4, 8), LayoutKind::Dense);
-        // 8 x 10 with only column 0 nonzero: 18 of 20 4x1 blocks are zero.
+        assert_eq!(both(&two_four[..24], 4, 6, 64), (dense, dense));
+        // 8 x 10 with only column 0 nonzero: 18 of 20 4x1 blocks are zero. Speed: BSR
+        // 1.6 * 0.1 against CSR 3 * 0.1; size: 1.25 * 0.1 against 2 * 0.1.
         let blocks: Vec<f32> = (0..80)
             .map(|i| if i % 10 == 0 { 1.0 } else { 0.0 })
             .collect();
-        assert_eq!(
-            choose_layout(&blocks, 8, 10),
-            LayoutKind::Bsr { rows: 4, cols: 1 }
-        );
-        // 90% unstructured zeros: 4x1 blocks are zero only by chance (0.9^4 of them), so
-        // CSR stores far less: 32 x 10 with one nonzero per row.
+        assert_eq!(both(&blocks, 8, 10, 64), (bsr, bsr));
+        // 90% unstructured zeros, 32 x 10 with one nonzero per row: 40% of the 4x1 blocks
+        // hold a nonzero, so CSR wins both ways, also for a matrix-vector product (7 * 0.1).
         let unstructured: Vec<f32> = (0..320)
             .map(|i| if i % 10 == (i / 10) % 10 { 1.0 } else { 0.0 })
             .collect();
-        assert_eq!(choose_layout(&unstructured, 32, 10), LayoutKind::Csr);
+        assert_eq!(both(&unstructured, 32, 10, 64), (csr, csr));
+        assert_eq!(both(&unstructured, 32, 10, 1), (csr, csr));
         // 4 x 10 with one nonzero per column, on different rows: 75% zeros, no zero block.
+        // CSR: speed 3 * 0.25, size 2 * 0.25; as a matrix-vector product 7 * 0.25 > 1.
         let scattered: Vec<f32> = (0..40)
             .map(|i| if (i / 10) == (i % 10) % 4 { 1.0 } else { 0.0 })
             .collect();
-        assert_eq!(choose_layout(&scattered, 4, 10), LayoutKind::Csr);
+        assert_eq!(both(&scattered, 4, 10, 64), (csr, csr));
+        assert_eq!(both(&scattered, 4, 10, 1), (dense, csr));
         // 5 x 2 with nonzeros at (0, 0), (4, 0), (4, 1): the last block row is 1 row high
-        // and holds 2 nonzero blocks, so only 1 of 4 blocks is zero; 70% zeros give CSR.
+        // and holds 2 nonzero blocks, so 3 of 4 blocks hold a nonzero; 70% zeros give CSR.
         let mut tall = vec![0.0; 10];
         for i in [0, 8, 9] {
             tall[i] = 1.0;
         }
-        assert_eq!(choose_layout(&tall, 5, 2), LayoutKind::Csr);
+        assert_eq!(both(&tall, 5, 2, 64), (csr, csr));
     }
 
     /// Values in `[-1, 1)` from `seed`, none of them zero in practice.
@@ -170,7 +211,7 @@ mod tests {
     /// Exports `graph` with and without sparse layouts, checks the layer's stored layout
     /// starts with one of `layouts` and that the runtime matches `ir::eval` within 1e-5
     /// for both files; returns the two file sizes (sparse, dense).
-    fn export_both(graph: &Graph, layouts: &[&str]) -> (usize, usize) {
+    fn export_both(graph: &Graph, layouts: &[&str], objective: Objective) -> (usize, usize) {
         let shape = graph.shape(graph.inputs[0]).to_vec();
         let input = noise(5, &shape);
         let reference: Vec<f32> = eval(graph, std::slice::from_ref(&input)).unwrap()[0]
@@ -183,6 +224,7 @@ mod tests {
         for (i, sparse) in [true, false].into_iter().enumerate() {
             let options = ExportOptions {
                 sparse,
+                objective,
                 ..ExportOptions::default()
             };
             let bytes = export(graph, &options).unwrap();
@@ -214,7 +256,7 @@ mod tests {
         let w = pruned(1, &[32, 64], Granularity::Unstructured, 0.9);
         assert!((sparsity_of(&w) - 0.9).abs() < 1e-3);
         let g = one_layer(Rt::Linear, w, &[3, 64], &[3, 32]);
-        let (sparse, dense) = export_both(&g, &["csr", "bsr"]);
+        let (sparse, dense) = export_both(&g, &["csr"], Objective::Speed);
         assert!(sparse < dense, "{sparse} bytes sparse vs {dense} dense");
     }
 
@@ -232,15 +274,16 @@ mod tests {
             0.9,
         );
         let g = one_layer(conv.clone(), blocks, &x, &y);
-        let (sparse, dense) = export_both(&g, &["bsr 4x1"]);
+        let (sparse, dense) = export_both(&g, &["bsr 4x1"], Objective::Speed);
         assert!(sparse < dense, "{sparse} bytes sparse vs {dense} dense");
         let nm = pruned(3, &[16, 8, 3, 3], Granularity::NM { n: 2, m: 4 }, 0.5);
         let g = one_layer(conv.clone(), nm, &x, &y);
-        let (sparse, dense) = export_both(&g, &["2:4"]);
+        // 2:4 is the smallest layout, but its kernel is slower than dense.
+        let (sparse, dense) = export_both(&g, &["2:4"], Objective::Size);
         assert!(sparse < dense, "{sparse} bytes sparse vs {dense} dense");
         // Unpruned weights stay dense: the file is the same with or without `sparse`.
         let g = one_layer(conv, noise(4, &[16, 8, 3, 3]), &x, &y);
-        let (sparse, dense) = export_both(&g, &["dense"]);
+        let (sparse, dense) = export_both(&g, &["dense"], Objective::Speed);
         assert_eq!(sparse, dense);
     }
 }
