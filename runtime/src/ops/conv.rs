@@ -157,9 +157,30 @@ fn im2col(
                         continue;
                     };
                     let line = &plane[iy * width..(iy + 1) * width];
-                    for (ox, out) in out_line.iter_mut().enumerate() {
-                        let ix = (ox * stride_w + kj * dilation_w).checked_sub(pad_left);
-                        *out = ix.and_then(|ix| line.get(ix)).copied().unwrap_or(0.0);
+                    // Output columns `lo..hi` read inside the line; the rest is padding.
+                    let shift = kj * dilation_w;
+                    let lo = pad_left
+                        .saturating_sub(shift)
+                        .div_ceil(stride_w)
+                        .min(out_width);
+                    let hi = (width + pad_left)
+                        .checked_sub(shift + 1)
+                        .map_or(0, |last| last / stride_w + 1)
+                        .clamp(lo, out_width);
+                    out_line[..lo].fill(0.0);
+                    out_line[hi..].fill(0.0);
+                    if lo == hi {
+                        continue;
+                    }
+                    let first = lo * stride_w + shift - pad_left;
+                    let inside = &mut out_line[lo..hi];
+                    if stride_w == 1 {
+                        inside.copy_from_slice(&line[first..first + inside.len()]);
+                    } else {
+                        let src = line[first..].iter().step_by(stride_w);
+                        for (out, &v) in inside.iter_mut().zip(src) {
+                            *out = v;
+                        }
                     }
                 }
             }

@@ -31,39 +31,29 @@ pub fn pool2d(p: &Pool2d, x: &[f32], x_shape: [usize; 4], y: &mut [f32], y_shape
         len: w,
         pad_end: p.pads[3],
     };
-    for plane in 0..n * c {
-        let xp = &x[plane * h * w..(plane + 1) * h * w];
-        let yp = &mut y[plane * oh * ow..(plane + 1) * oh * ow];
-        for oy in 0..oh {
-            let (row_taps, rows_padded) = rows.taps(oy);
-            for ox in 0..ow {
-                let (col_taps, cols_padded) = cols.taps(ox);
-                // Plain loops over the window: the iterator chain they replace cost more
-                // than the arithmetic.
-                let fold = |init: f32, f: fn(f32, f32) -> f32| {
-                    let mut acc = init;
-                    for ky in row_taps.clone() {
-                        let line = &xp[rows.input_index(oy, ky) * w..][..w];
-                        for kx in col_taps.clone() {
-                            acc = f(acc, line[cols.input_index(ox, kx)]);
-                        }
-                    }
-                    acc
+    // The window geometry depends on the output position only: work it out once per
+    // position, then pool that window in every plane.
+    let (plane_in, plane_out) = (h * w, oh * ow);
+    for oy in 0..oh {
+        let (row_taps, rows_padded) = rows.taps(oy);
+        for ox in 0..ow {
+            let (col_taps, cols_padded) = cols.taps(ox);
+            let count = if p.count_include_pad {
+                rows_padded * cols_padded
+            } else {
+                row_taps.len() * col_taps.len()
+            };
+            for plane in 0..n * c {
+                let window = Window {
+                    x: &x[plane * plane_in..(plane + 1) * plane_in],
+                    width: w,
+                    rows: (&rows, oy, row_taps.clone()),
+                    cols: (&cols, ox, col_taps.clone()),
                 };
-                yp[oy * ow + ox] = match p.kind {
-                    PoolKind::Max => fold(f32::MIN, f32::max),
-                    PoolKind::Average => {
-                        let count = if p.count_include_pad {
-                            rows_padded * cols_padded
-                        } else {
-                            row_taps.len() * col_taps.len()
-                        };
-                        if count == 0 {
-                            0.0
-                        } else {
-                            fold(0.0, |a, b| a + b) / count as f32
-                        }
-                    }
+                y[plane * plane_out + oy * ow + ox] = match p.kind {
+                    PoolKind::Max => window.fold(f32::MIN, f32::max),
+                    PoolKind::Average if count == 0 => 0.0,
+                    PoolKind::Average => window.fold(0.0, |a, b| a + b) / count as f32,
                 };
             }
         }
@@ -93,6 +83,31 @@ fn sum(values: &[f32]) -> f32 {
         }
     }
     lanes.iter().sum::<f32>() + rest
+}
+
+/// The real cells under one output's window: per axis the geometry, the output index and
+/// the real taps.
+struct Window<'a> {
+    x: &'a [f32],
+    width: usize,
+    rows: (&'a Axis, usize, Range<usize>),
+    cols: (&'a Axis, usize, Range<usize>),
+}
+
+impl Window<'_> {
+    /// `f` folded over the window's cells, from `init`; plain loops, which inline `f`.
+    #[inline]
+    fn fold(&self, init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+        let ((rows, oy, row_taps), (cols, ox, col_taps)) = (&self.rows, &self.cols);
+        let mut acc = init;
+        for ky in row_taps.clone() {
+            let line = &self.x[rows.input_index(*oy, ky) * self.width..][..self.width];
+            for kx in col_taps.clone() {
+                acc = f(acc, line[cols.input_index(*ox, kx)]);
+            }
+        }
+        acc
+    }
 }
 
 /// Geometry of one pooled axis. Positions are counted in the padded input, so the window of

@@ -184,7 +184,8 @@ pub(super) fn weight_matmul<S: Simd, const MR: usize, const NV: usize>(
         },
         Sparsity::Dense => {
             let tiled = rows.start + rows.len() / MR * MR;
-            if n >= NV * S::LANES {
+            // Copying strips of `x` pays only when several tiles share each strip.
+            if n >= NV * S::LANES && rows.len() >= 4 * MR {
                 gemm::<S, MR, NV>(s, w, rows.start..tiled, &out, p);
             } else {
                 for row in (rows.start..tiled).step_by(MR) {
