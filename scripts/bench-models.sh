@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Whole-model latency, same thread count for everyone (THREADS, default 1):
-#   lopper dense vs lopper pruned (interleaved by `lopper bench --vs`), and onnxruntime on
-#   the dense ONNX original, run in alternating rounds with lopper.
+#   lopper dense vs lopper pruned (interleaved by `lopper bench --vs`), and onnxruntime and
+#   tract (the bench-only crate `benches/`) on the dense ONNX original, run in alternating
+#   rounds with lopper.
 # Models: the PP-OCR text-direction classifier (dense, 90% unstructured, 90% 4x1 blocks)
 # and the ResNet-style ONNX `light` models.
 #
@@ -22,7 +23,9 @@ out=target/bench-models
 mkdir -p "$out"
 
 cargo build --release -q -p lopper-converter --bin lopper
+cargo build --release -q -p lopper-benches --bin tract-bench
 lopper="${CARGO_TARGET_DIR:-target}/release/lopper"
+tract="${CARGO_TARGET_DIR:-target}/release/tract-bench"
 
 # onnxruntime latency of one model: p50 in ms over `iters` runs after a warm-up. An
 # optional second argument `D0,D1,...` is the shape of the first input.
@@ -55,6 +58,11 @@ print(f"{statistics.median(times):.4f}")
 EOF
 }
 
+# tract latency of one model (single thread): p50 in ms; optional input shape as for ort_p50.
+tract_p50() {
+    "$tract" "$1" --iters "$iters" ${2:+--shape "$2"}
+}
+
 # `lopper bench MODEL --vs OTHER --json` -> "p50 vs_p50"
 lopper_p50() {
     "$lopper" bench "$1" --vs "$2" --threads "$threads" --iters "$iters" --warmup 10 --json |
@@ -63,32 +71,36 @@ lopper_p50() {
 
 median() { tr ' ' '\n' | sort -g | awk 'NF {a[++n] = $1} END {print a[int((n + 1) / 2)]}'; }
 
-# One table row per pruned variant of `onnx` (input shape `shape`, or empty when fixed):
-# lopper dense, lopper pruned and onnxruntime p50 (median over the rounds), with ratios.
+# One table row per variant of `onnx` (input shape `shape`, or empty when fixed): lopper
+# dense and the variant (interleaved), onnxruntime and tract on the dense ONNX; p50 ms,
+# median over the rounds, and the variant's speed-up over each.
 compare() {
     local name=$1 onnx=$2 shape=$3 dense=$4
     shift 4
-    for pruned in "$dense" "$@"; do
-        local l_dense="" l_model="" o=""
+    for variant in "$dense" "$@"; do
+        local l_dense="" l_model="" o="" t=""
         for _ in $(seq "$rounds"); do
-            read -r model_ms dense_ms < <(lopper_p50 "$pruned" "$dense")
+            read -r model_ms dense_ms < <(lopper_p50 "$variant" "$dense")
             l_model+="$model_ms "
             l_dense+="$dense_ms "
             o+="$(ort_p50 "$onnx" "$shape") "
+            t+="$(tract_p50 "$onnx" "$shape") "
         done
-        local m d r
+        local m d r tr
         m=$(echo "$l_model" | median)
         d=$(echo "$l_dense" | median)
         r=$(echo "$o" | median)
-        printf '| %s | %s | %.3f | %.3f | %.3f | %.2fx | %.2fx |\n' "$name" "$(basename "$pruned" .lopper)" \
-            "$d" "$m" "$r" "$(echo "$d / $m" | bc -l)" "$(echo "$r / $m" | bc -l)"
+        tr=$(echo "$t" | median)
+        printf '| %s | %s | %.3f | %.3f | %.3f | %.3f | %.2fx | %.2fx | %.2fx |\n' "$name" \
+            "$(basename "$variant" .lopper)" "$m" "$d" "$r" "$tr" "$(echo "$d / $m" | bc -l)" \
+            "$(echo "$r / $m" | bc -l)" "$(echo "$tr / $m" | bc -l)"
     done
 }
 
 echo "## Whole models: $(lscpu | sed -n 's/^Model name: *//p'), $threads thread(s), $iters runs x $rounds rounds"
 echo
-echo "| model | lopper variant | lopper dense p50 ms | lopper variant p50 ms | onnxruntime dense p50 ms | variant vs lopper dense | variant vs onnxruntime |"
-echo "|---|---|---:|---:|---:|---:|---:|"
+echo "| model | lopper variant | variant ms | lopper dense ms | onnxruntime ms | tract ms | speed-up vs lopper dense | vs onnxruntime | vs tract |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 
 shape=1,3,48,192
 in=(--input-shape "x=$shape")
