@@ -31,31 +31,61 @@ pub fn pool2d(p: &Pool2d, x: &[f32], x_shape: [usize; 4], y: &mut [f32], y_shape
         len: w,
         pad_end: p.pads[3],
     };
-    // The window geometry depends on the output position only: work it out once per
-    // position, then pool that window in every plane.
     let (plane_in, plane_out) = (h * w, oh * ow);
-    for oy in 0..oh {
-        let (row_taps, rows_padded) = rows.taps(oy);
-        for ox in 0..ow {
-            let (col_taps, cols_padded) = cols.taps(ox);
-            let count = if p.count_include_pad {
-                rows_padded * cols_padded
-            } else {
-                row_taps.len() * col_taps.len()
-            };
-            for plane in 0..n * c {
+    for plane in 0..n * c {
+        let xp = &x[plane * plane_in..(plane + 1) * plane_in];
+        let yp = &mut y[plane * plane_out..(plane + 1) * plane_out];
+        if p.kind == PoolKind::Max && w <= MAX_ROW {
+            max_pool_plane(xp, w, &rows, &cols, yp, ow);
+            continue;
+        }
+        for oy in 0..oh {
+            let (row_taps, rows_padded) = rows.taps(oy);
+            for ox in 0..ow {
+                let (col_taps, cols_padded) = cols.taps(ox);
+                let count = if p.count_include_pad {
+                    rows_padded * cols_padded
+                } else {
+                    row_taps.len() * col_taps.len()
+                };
                 let window = Window {
-                    x: &x[plane * plane_in..(plane + 1) * plane_in],
+                    x: xp,
                     width: w,
                     rows: (&rows, oy, row_taps.clone()),
-                    cols: (&cols, ox, col_taps.clone()),
+                    cols: (&cols, ox, col_taps),
                 };
-                y[plane * plane_out + oy * ow + ox] = match p.kind {
+                yp[oy * ow + ox] = match p.kind {
                     PoolKind::Max => window.fold(f32::MIN, f32::max),
                     PoolKind::Average if count == 0 => 0.0,
                     PoolKind::Average => window.fold(0.0, |a, b| a + b) / count as f32,
                 };
             }
+        }
+    }
+}
+
+/// Widest input row the separable max pool buffers on the stack.
+const MAX_ROW: usize = 1024;
+
+/// Max pooling of one plane in two passes per output row: the maximum over the window's
+/// rows for every input column (contiguous, vectorised), then over the window's columns.
+/// Same cells, same maximum as the direct fold.
+fn max_pool_plane(xp: &[f32], w: usize, rows: &Axis, cols: &Axis, yp: &mut [f32], ow: usize) {
+    let mut column_max = [f32::MIN; MAX_ROW];
+    let column_max = &mut column_max[..w];
+    for (oy, out_row) in yp.chunks_exact_mut(ow).enumerate() {
+        column_max.fill(f32::MIN);
+        for ky in rows.taps(oy).0 {
+            let line = &xp[rows.input_index(oy, ky) * w..][..w];
+            for (m, &v) in column_max.iter_mut().zip(line) {
+                *m = m.max(v);
+            }
+        }
+        for (ox, out) in out_row.iter_mut().enumerate() {
+            let taps = cols.taps(ox).0;
+            *out = taps.fold(f32::MIN, |m, kx| {
+                m.max(column_max[cols.input_index(ox, kx)])
+            });
         }
     }
 }
@@ -138,6 +168,9 @@ impl Axis {
     fn taps_before(&self, start: usize, limit: usize) -> usize {
         if start >= limit {
             0
+        } else if self.dilation == 1 {
+            // The common case, without a division in the innermost loop.
+            (limit - start).min(self.kernel)
         } else {
             (limit - start).div_ceil(self.dilation).min(self.kernel)
         }
