@@ -5,6 +5,7 @@
 //! one multiply-add of a whole output row per kernel tap.
 
 use crate::graph::{Activation, Conv2d};
+use crate::kernels::columns::{self, Run};
 use crate::kernels::depthwise::{depthwise, Depthwise, MAX_DEPTHWISE_TAPS};
 use crate::kernels::parallel::Parallel;
 use crate::kernels::weight_matmul::weight_matmul_parallel;
@@ -147,32 +148,19 @@ fn im2col(
             for kj in 0..kernel_w {
                 let row = (c * kernel_h + ki) * kernel_w + kj;
                 let out_row = &mut columns[row * spatial..(row + 1) * spatial];
-                for oy in 0..out_height {
-                    let out_line = &mut out_row[oy * out_width..(oy + 1) * out_width];
+                // Output columns inside the line; the rest is padding.
+                let run = columns::inside(width, out_width, pad_left, stride_w, kj * dilation_w);
+                for (oy, out_line) in out_row.chunks_exact_mut(out_width).enumerate() {
                     let iy = (oy * stride_h + ki * dilation_h)
                         .checked_sub(pad_top)
                         .filter(|&iy| iy < height);
-                    let Some(iy) = iy else {
+                    let (Some(iy), Some(Run { lo, hi, first })) = (iy, run) else {
                         out_line.fill(0.0);
                         continue;
                     };
                     let line = &plane[iy * width..(iy + 1) * width];
-                    // Output columns `lo..hi` read inside the line; the rest is padding.
-                    let shift = kj * dilation_w;
-                    let lo = pad_left
-                        .saturating_sub(shift)
-                        .div_ceil(stride_w)
-                        .min(out_width);
-                    let hi = (width + pad_left)
-                        .checked_sub(shift + 1)
-                        .map_or(0, |last| last / stride_w + 1)
-                        .clamp(lo, out_width);
                     out_line[..lo].fill(0.0);
                     out_line[hi..].fill(0.0);
-                    if lo == hi {
-                        continue;
-                    }
-                    let first = lo * stride_w + shift - pad_left;
                     let inside = &mut out_line[lo..hi];
                     if stride_w == 1 {
                         inside.copy_from_slice(&line[first..first + inside.len()]);

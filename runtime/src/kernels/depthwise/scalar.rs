@@ -2,6 +2,7 @@
 //! output rows are written so that the compiler vectorises them.
 
 use super::{Depthwise, MAX_DEPTHWISE_TAPS};
+use crate::kernels::columns::{self, Run};
 use crate::ops::activation;
 
 /// See [`super::depthwise`]. Output channel `o` reads input channel `o / (O / C)` only. For
@@ -24,6 +25,12 @@ pub(super) fn depthwise(conv: &Depthwise, y: &mut [f32]) {
     let [dilation_h, dilation_w] = attrs.dilation;
     let [pad_top, pad_left, _, _] = attrs.pads;
     let multiplier = out_channels / channels;
+    // Which output columns each kernel column reaches depends on neither the row nor the
+    // channel: work it out once.
+    let mut runs = [None; MAX_DEPTHWISE_TAPS];
+    for (kj, run) in runs.iter_mut().enumerate().take(kernel_w) {
+        *run = columns::inside(width, out_width, pad_left, stride_w, kj * dilation_w);
+    }
     let mut taps = [0.0f32; MAX_DEPTHWISE_TAPS];
     for image in 0..batch {
         for o in 0..out_channels {
@@ -43,19 +50,14 @@ pub(super) fn depthwise(conv: &Depthwise, y: &mut [f32]) {
                         continue;
                     };
                     let line = &plane[iy * width..(iy + 1) * width];
-                    for kj in 0..kernel_w {
+                    for (kj, run) in runs.iter().enumerate().take(kernel_w) {
                         let tap = taps[ki * kernel_w + kj];
-                        // Output columns `lo..hi` read input columns inside the line.
-                        let shift = kj * dilation_w;
-                        let lo = pad_left.saturating_sub(shift).div_ceil(stride_w);
-                        let hi = (width + pad_left)
-                            .checked_sub(shift + 1)
-                            .map_or(0, |last| last / stride_w + 1)
-                            .min(out_width);
-                        if tap == 0.0 || lo >= hi {
+                        let Some(Run { lo, hi, first }) = *run else {
+                            continue;
+                        };
+                        if tap == 0.0 {
                             continue;
                         }
-                        let first = lo * stride_w + shift - pad_left;
                         if stride_w == 1 {
                             let src = &line[first..first + (hi - lo)];
                             for (out, &v) in out_row[lo..hi].iter_mut().zip(src) {

@@ -1,0 +1,72 @@
+//! Which output columns of a sliding window read inside the input row, for the
+//! convolution kernels that walk rows directly (im2col, depthwise).
+
+/// The output columns `lo..hi` whose tap at offset `shift` (kernel column times dilation)
+/// reads a real input column, and `first`, the input column of output `lo`: output `ox`
+/// reads input `ox * stride + shift - pad`, which must lie in `0..width`. `None` when no
+/// output does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    /// First output column inside.
+    pub lo: usize,
+    /// One past the last output column inside.
+    pub hi: usize,
+    /// Input column read by output `lo`.
+    pub first: usize,
+}
+
+/// The [`Run`] of one kernel column; see there.
+pub fn inside(
+    width: usize,
+    out_width: usize,
+    pad: usize,
+    stride: usize,
+    shift: usize,
+) -> Option<Run> {
+    let lo = pad.saturating_sub(shift).div_ceil(stride);
+    let hi = (width + pad)
+        .checked_sub(shift + 1)
+        .map_or(0, |last| last / stride + 1)
+        .min(out_width);
+    (lo < hi).then(|| Run {
+        lo,
+        hi,
+        first: lo * stride + shift - pad,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_match_the_definition() {
+        for width in 1usize..9 {
+            for pad in 0usize..4 {
+                for stride in 1..4 {
+                    for shift in 0..6 {
+                        let out_width = (width + 2 * pad).saturating_sub(shift) / stride + 2;
+                        let inside_cols: alloc::vec::Vec<usize> = (0..out_width)
+                            .filter(|ox| {
+                                (ox * stride + shift)
+                                    .checked_sub(pad)
+                                    .is_some_and(|ix| ix < width)
+                            })
+                            .collect();
+                        let run = inside(width, out_width, pad, stride, shift);
+                        match run {
+                            None => assert!(inside_cols.is_empty()),
+                            Some(r) => {
+                                assert_eq!(
+                                    inside_cols,
+                                    (r.lo..r.hi).collect::<alloc::vec::Vec<_>>()
+                                );
+                                assert_eq!(r.first, r.lo * stride + shift - pad);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
