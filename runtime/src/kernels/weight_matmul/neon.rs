@@ -12,55 +12,63 @@ use crate::weights::WeightMatrix;
 #[derive(Clone, Copy)]
 pub(super) struct Neon;
 
-// SAFETY (every `unsafe` block in this impl): the module is compiled only with the `neon`
-// target feature, which is all these intrinsics need; the pointer methods pass on their
-// callers' guarantees.
 impl Simd for Neon {
     type V = float32x4_t;
     const LANES: usize = 4;
 
     #[inline(always)]
     fn splat(self, v: f32) -> float32x4_t {
+        // SAFETY: this module is compiled only with NEON enabled.
         unsafe { vdupq_n_f32(v) }
     }
     #[inline(always)]
     fn fma(self, acc: float32x4_t, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: this module is compiled only with NEON enabled.
         unsafe { vfmaq_f32(acc, a, b) }
     }
     #[inline(always)]
     fn add(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: this module is compiled only with NEON enabled.
         unsafe { vaddq_f32(a, b) }
     }
     #[inline(always)]
     fn mul(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: this module is compiled only with NEON enabled.
         unsafe { vmulq_f32(a, b) }
     }
     #[inline(always)]
     fn div(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: this module is compiled only with NEON enabled.
         unsafe { vdivq_f32(a, b) }
     }
     #[inline(always)]
     fn max(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: this module is compiled only with NEON enabled.
         unsafe { vmaxq_f32(a, b) }
     }
     #[inline(always)]
     fn min(self, a: float32x4_t, b: float32x4_t) -> float32x4_t {
+        // SAFETY: this module is compiled only with NEON enabled.
         unsafe { vminq_f32(a, b) }
     }
     #[inline(always)]
     fn sum(self, v: float32x4_t) -> f32 {
+        // SAFETY: this module is compiled only with NEON enabled.
         unsafe { vaddvq_f32(v) }
     }
     #[inline(always)]
     unsafe fn load(self, p: *const f32) -> float32x4_t {
+        // SAFETY: this module is compiled only with NEON enabled; the caller guarantees the memory (see the trait).
         unsafe { vld1q_f32(p) }
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut f32, v: float32x4_t) {
+        // SAFETY: this module is compiled only with NEON enabled; the caller guarantees the memory (see the trait).
         unsafe { vst1q_f32(p, v) }
     }
     #[inline(always)]
     unsafe fn load_i8(self, p: *const i8) -> float32x4_t {
+        // SAFETY: this module is compiled only with NEON enabled; the caller guarantees the memory (see the trait).
         unsafe {
             let bytes = vcreate_s8(u64::from(p.cast::<u32>().read_unaligned()));
             let wide = vmovl_s16(vget_low_s16(vmovl_s8(bytes)));

@@ -29,43 +29,48 @@ impl Avx2 {
     }
 }
 
-// SAFETY (every `unsafe` block in this impl): an `Avx2` exists only after `detect` found
-// AVX2, FMA and F16C, which is all these intrinsics need; the pointer methods pass on
-// their callers' guarantees.
 impl Simd for Avx2 {
     type V = __m256;
     const LANES: usize = 8;
 
     #[inline(always)]
     fn splat(self, v: f32) -> __m256 {
+        // SAFETY: `self` exists only on a CPU with AVX2, FMA and F16C.
         unsafe { _mm256_set1_ps(v) }
     }
     #[inline(always)]
     fn fma(self, acc: __m256, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: `self` exists only on a CPU with AVX2, FMA and F16C.
         unsafe { _mm256_fmadd_ps(a, b, acc) }
     }
     #[inline(always)]
     fn add(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: `self` exists only on a CPU with AVX2, FMA and F16C.
         unsafe { _mm256_add_ps(a, b) }
     }
     #[inline(always)]
     fn mul(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: `self` exists only on a CPU with AVX2, FMA and F16C.
         unsafe { _mm256_mul_ps(a, b) }
     }
     #[inline(always)]
     fn div(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: `self` exists only on a CPU with AVX2, FMA and F16C.
         unsafe { _mm256_div_ps(a, b) }
     }
     #[inline(always)]
     fn max(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: `self` exists only on a CPU with AVX2, FMA and F16C.
         unsafe { _mm256_max_ps(a, b) }
     }
     #[inline(always)]
     fn min(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: `self` exists only on a CPU with AVX2, FMA and F16C.
         unsafe { _mm256_min_ps(a, b) }
     }
     #[inline(always)]
     fn sum(self, v: __m256) -> f32 {
+        // SAFETY: `self` exists only on a CPU with AVX2, FMA and F16C.
         unsafe {
             let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
             let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -75,30 +80,37 @@ impl Simd for Avx2 {
     }
     #[inline(always)]
     fn widen_f16(self, bits: u16) -> f32 {
+        // SAFETY: `self` exists only on a CPU with AVX2, FMA and F16C.
         unsafe { _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits)))) }
     }
     #[inline(always)]
     unsafe fn load(self, p: *const f32) -> __m256 {
+        // SAFETY: `self` exists only on a CPU with AVX2, FMA and F16C; the caller guarantees the memory (see the trait).
         unsafe { _mm256_loadu_ps(p) }
     }
     #[inline(always)]
     unsafe fn store(self, p: *mut f32, v: __m256) {
+        // SAFETY: `self` exists only on a CPU with AVX2, FMA and F16C; the caller guarantees the memory (see the trait).
         unsafe { _mm256_storeu_ps(p, v) }
     }
     #[inline(always)]
     unsafe fn load_f16(self, p: *const u16) -> __m256 {
+        // SAFETY: `self` exists only on a CPU with AVX2, FMA and F16C; the caller guarantees the memory (see the trait).
         unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) }
     }
     #[inline(always)]
     unsafe fn load_partial(self, p: *const f32, len: usize) -> __m256 {
+        // SAFETY: `self` exists only on a CPU with AVX2, FMA and F16C; the caller guarantees the memory (see the trait).
         unsafe { _mm256_maskload_ps(p, mask(self, len)) }
     }
     #[inline(always)]
     unsafe fn store_partial(self, p: *mut f32, len: usize, v: __m256) {
+        // SAFETY: `self` exists only on a CPU with AVX2, FMA and F16C; the caller guarantees the memory (see the trait).
         unsafe { _mm256_maskstore_ps(p, mask(self, len), v) }
     }
     #[inline(always)]
     unsafe fn load_i8(self, p: *const i8) -> __m256 {
+        // SAFETY: `self` exists only on a CPU with AVX2, FMA and F16C; the caller guarantees the memory (see the trait).
         unsafe { _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.cast()))) }
     }
 }
