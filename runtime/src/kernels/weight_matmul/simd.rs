@@ -313,6 +313,7 @@ fn group<S: Simd, const R: usize, const NV: usize>(
         let tile = Tile {
             offsets,
             per_row,
+            x_step: None,
             weights,
             n: out.n,
             init,
@@ -349,18 +350,10 @@ fn gemm<S: Simd, const MR: usize, const NV: usize>(
     let strips = n - n % width;
     let mut a = [MaybeUninit::<f32>::uninit(); GEMM_ROWS * BLOCK];
     let mut strip = [MaybeUninit::<f32>::uninit(); GEMM_WIDTH * BLOCK];
-    let mut strip_offsets = [0usize; BLOCK];
     for k0 in (0..cols).step_by(BLOCK) {
         let kc = (cols - k0).min(BLOCK);
-        for (i, (o, so)) in p
-            .offsets
-            .iter_mut()
-            .zip(&mut strip_offsets)
-            .take(kc)
-            .enumerate()
-        {
+        for (i, o) in p.offsets.iter_mut().take(kc).enumerate() {
             *o = MaybeUninit::new((k0 + i) * n);
-            *so = i * width;
         }
         // SAFETY: the first `kc` offsets were just written.
         let offsets =
@@ -388,6 +381,7 @@ fn gemm<S: Simd, const MR: usize, const NV: usize>(
                 Tile {
                     offsets,
                     per_row: false,
+                    x_step: None,
                     weights: tile_weights(t),
                     n,
                     init: (k0 == 0).then_some(bias),
@@ -403,12 +397,17 @@ fn gemm<S: Simd, const MR: usize, const NV: usize>(
                 }
                 for t in 0..tiles {
                     let row = block + t * MR;
-                    // SAFETY: the strip holds `kc` rows of `width` floats, each at its
-                    // offset; `y` holds `n` floats per row of `rows`, and `j + width <= n`.
+                    // SAFETY: the strip holds `kc` rows of `width` floats, row `i` at
+                    // `i * width`, one per packed entry; `y` holds `n` floats per row of
+                    // `rows`, and `j + width <= n`.
                     unsafe {
                         let y = out.y.add((row - out.first_row) * n + j);
                         let x = strip.as_ptr().cast::<f32>();
-                        tile(t, &strip_offsets[..kc]).run::<S, NV, false>(s, x, y, width);
+                        let strip_tile = Tile {
+                            x_step: Some(width),
+                            ..tile(t, &[])
+                        };
+                        strip_tile.run::<S, NV, false>(s, x, y, width);
                     }
                 }
             }
@@ -634,6 +633,8 @@ struct Tile<'a, const R: usize> {
     /// one per row (`offsets[i * R + r]`, when `per_row`).
     offsets: &'a [usize],
     per_row: bool,
+    /// Instead of `offsets`: entry `i`'s row of `x` starts at `i * x_step`.
+    x_step: Option<usize>,
     weights: &'a [f32],
     n: usize,
     /// Start from these biases (first block) or from what `y` holds (later blocks).
@@ -684,7 +685,8 @@ impl<const R: usize> Tile<'_, R> {
     /// (one partial vector when `PARTIAL`).
     ///
     /// # Safety
-    /// `x + offsets[i]` is readable and `y + r * n` writable for `width` floats, where
+    /// `x + offsets[i]` (`x + i * x_step` for every packed entry `i`, when set) is readable
+    /// and `y + r * n` writable for `width` floats, where
     /// `width == NV * LANES`, or `width < LANES` with `NV == 1` when `PARTIAL`.
     #[inline(always)]
     unsafe fn run<S: Simd, const NV: usize, const PARTIAL: bool>(
@@ -724,7 +726,24 @@ impl<const R: usize> Tile<'_, R> {
             }
         }
         assert!(self.per_row || self.weights.len() >= self.offsets.len() * R);
-        for (i, &offset) in self.offsets.iter().enumerate().filter(|_| !self.per_row) {
+        if let (Some(step), false) = (self.x_step, self.per_row) {
+            // Contiguous rows of `x` (a copied strip): no offsets to load.
+            for (i, entry_weights) in self.weights.chunks_exact(R).enumerate() {
+                let mut xv = [s.splat(0.0); NV];
+                for (v, xv) in xv.iter_mut().enumerate() {
+                    // SAFETY: `x + i * step` is readable for `width` floats (our contract).
+                    *xv = unsafe { load::<S, PARTIAL>(s, x.add(i * step), v, width) };
+                }
+                for (acc_row, &weight) in acc.iter_mut().zip(entry_weights) {
+                    let wv = s.splat(weight);
+                    for (a, &xv) in acc_row.iter_mut().zip(&xv) {
+                        *a = s.fma(*a, wv, xv);
+                    }
+                }
+            }
+        }
+        let shared = !self.per_row && self.x_step.is_none();
+        for (i, &offset) in self.offsets.iter().enumerate().filter(|_| shared) {
             let mut xv = [s.splat(0.0); NV];
             for (v, xv) in xv.iter_mut().enumerate() {
                 // SAFETY: `x + offset` is readable for `width` floats (our contract).
