@@ -8,6 +8,8 @@
 #      reference (pip packages in target/test-venv)
 #   4. the runtime's tests for aarch64-unknown-linux-gnu under qemu (NEON code paths)
 #   5. bare-metal builds of lopper-runtime for aarch64-unknown-none and thumbv7em-none-eabihf
+# The bench-only crate `benches/` (tract-onnx, for scripts/bench-models.sh) is left out: it
+# takes about 9 minutes to build and ships nothing.
 # Usage: scripts/test-all.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,12 +57,12 @@ step "cargo fmt --check"
 $HOST_CARGO fmt --all --check
 
 step "cargo clippy (all targets, default features)"
-$HOST_CARGO clippy --workspace --all-targets -- -D warnings
+$HOST_CARGO clippy --workspace --exclude lopper-benches --all-targets -- -D warnings
 step "cargo clippy (lopper-runtime without std)"
 $HOST_CARGO clippy -p lopper-runtime --no-default-features --all-targets -- -D warnings
 
 step "workspace tests (x86_64)"
-$HOST_CARGO test --workspace
+$HOST_CARGO test --workspace --exclude lopper-benches
 
 # --- aarch64 under qemu ---------------------------------------------------------------------
 # `-L /` makes qemu use the arm64 multiarch glibc that libstd-rust-web-dev:arm64 pulled in;
