@@ -3,12 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use lopper_converter::export::ExportOptions;
 use lopper_converter::files::write_atomic;
 use lopper_converter::inspect::{lopper_layers, totals};
 use lopper_converter::pipeline::{convert_file, ConvertOptions};
-use lopper_converter::prune::layout::Objective;
-use lopper_runtime::graph::Storage;
 
 /// Arguments of `lopper convert`.
 #[derive(clap::Args)]
@@ -18,18 +15,8 @@ pub struct Args {
     /// Where to write the .lopper file (written to a temporary name, then renamed).
     #[arg(short, long)]
     output: PathBuf,
-    /// Choose each layer's layout (dense, CSR, BSR, 2:4) by timing its product on this
-    /// machine instead of the built-in cost model; for the device you will run on, run
-    /// it there.
-    #[arg(long)]
-    tune: bool,
-    /// What the layout choice optimises: speed (never a sparse layout slower than dense)
-    /// or size (the fewest bytes).
-    #[arg(long, default_value = "speed", value_parser = ["speed", "size"])]
-    prefer: String,
-    /// Store convolution and linear weights as f16 (half the bytes).
-    #[arg(long)]
-    f16: bool,
+    #[command(flatten)]
+    export: super::ExportArgs,
     #[command(flatten)]
     shapes: super::ShapeArgs,
     /// Print a JSON summary instead of text.
@@ -41,16 +28,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let options = ConvertOptions {
         import: args.shapes.import_options(),
-        export: ExportOptions {
-            storage: if args.f16 { Storage::F16 } else { Storage::F32 },
-            tune: args.tune,
-            objective: if args.prefer == "size" {
-                Objective::Size
-            } else {
-                Objective::Speed
-            },
-            ..ExportOptions::default()
-        },
+        export: args.export.options(),
     };
     let converted = convert_file(&args.input, &options)
         .with_context(|| format!("cannot convert {}", args.input.display()))?;

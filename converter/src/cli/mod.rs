@@ -118,3 +118,38 @@ pub fn import_onnx(path: &Path, shapes: &ShapeArgs) -> Result<lopper_converter::
     lopper_converter::import::import(&model, &shapes.import_options())
         .with_context(|| format!("cannot import {}", path.display()))
 }
+
+/// How weights are written: shared by `convert` and `prune`.
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    /// Choose each layer's layout (dense, CSR, BSR, 2:4) by timing its product on this
+    /// machine instead of the built-in cost model; for the device you will run on, run
+    /// it there.
+    #[arg(long)]
+    pub tune: bool,
+    /// What the layout choice optimises: speed (never a sparse layout slower than dense)
+    /// or size (the fewest bytes).
+    #[arg(long, default_value = "speed", value_parser = ["speed", "size"])]
+    pub prefer: String,
+    /// Store convolution and linear weights as f16 (half the bytes).
+    #[arg(long)]
+    pub f16: bool,
+}
+
+impl ExportArgs {
+    /// The export options these flags ask for.
+    pub fn options(&self) -> lopper_converter::export::ExportOptions {
+        use lopper_converter::prune::layout::Objective;
+        use lopper_runtime::graph::Storage;
+        lopper_converter::export::ExportOptions {
+            storage: if self.f16 { Storage::F16 } else { Storage::F32 },
+            tune: self.tune,
+            objective: if self.prefer == "size" {
+                Objective::Size
+            } else {
+                Objective::Speed
+            },
+            ..Default::default()
+        }
+    }
+}

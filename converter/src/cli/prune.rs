@@ -4,10 +4,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use lopper_converter::export::ExportOptions;
 use lopper_converter::files::write_atomic;
 use lopper_converter::pipeline::{prune_file, prune_graph, ConvertOptions};
-use lopper_converter::prune::layout::Objective;
 use lopper_converter::train::evaluate_model;
 
 use super::train_args::print_epoch;
@@ -16,7 +14,6 @@ use lopper_converter::prune::criteria::Criterion;
 use lopper_converter::prune::mask::Granularity;
 use lopper_converter::prune::request::{Method, PruneRequest};
 use lopper_converter::train::fine_tune::{FineTuneSchedule, FineTuning};
-use lopper_runtime::graph::Storage;
 
 /// Arguments of `lopper prune`.
 #[derive(clap::Args)]
@@ -71,18 +68,8 @@ pub struct Args {
     /// Also write the pruned model as ONNX, physically smaller, for other runtimes.
     #[arg(long = "emit-onnx", value_name = "OUT.onnx")]
     emit_onnx: Option<PathBuf>,
-    /// Choose each layer's layout (dense, CSR, BSR, 2:4) by timing its product on this
-    /// machine instead of the built-in cost model; for the device you will run on, run
-    /// it there.
-    #[arg(long)]
-    tune: bool,
-    /// What the layout choice optimises: speed (never a sparse layout slower than dense)
-    /// or size (the fewest bytes).
-    #[arg(long, default_value = "speed", value_parser = ["speed", "size"])]
-    prefer: String,
-    /// Store weights as f16.
-    #[arg(long)]
-    f16: bool,
+    #[command(flatten)]
+    export: super::ExportArgs,
     #[command(flatten)]
     shapes: super::ShapeArgs,
     /// Print the report as JSON instead of a table.
@@ -200,16 +187,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let options = ConvertOptions {
         import: args.shapes.import_options(),
-        export: ExportOptions {
-            storage: if args.f16 { Storage::F16 } else { Storage::F32 },
-            tune: args.tune,
-            objective: if args.prefer == "size" {
-                Objective::Size
-            } else {
-                Objective::Speed
-            },
-            ..ExportOptions::default()
-        },
+        export: args.export.options(),
     };
     if let Some(target) = args.target_macs {
         if !structural {

@@ -92,7 +92,7 @@ fn nonzero_blocks(weights: &[f32], rows: usize, cols: usize) -> usize {
 }
 
 /// Whether every group of 4 consecutive columns of every row has at most 2 nonzeros.
-fn is_two_four(weights: &[f32], cols: usize) -> bool {
+pub(crate) fn is_two_four(weights: &[f32], cols: usize) -> bool {
     weights
         .chunks(cols)
         .flat_map(|row| row.chunks(4))

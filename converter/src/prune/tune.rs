@@ -9,6 +9,8 @@ use lopper_runtime::format::encode::encode;
 use lopper_runtime::graph::{Activation, LayoutKind, Storage};
 use lopper_runtime::kernels::weight_matmul::weight_matmul;
 
+use super::layout::is_two_four;
+
 /// Timed runs per candidate (the fastest counts).
 const RUNS: usize = 7;
 
@@ -31,12 +33,7 @@ fn candidates(weights: &[f32], cols: usize) -> Vec<LayoutKind> {
             LayoutKind::Bsr { rows: 4, cols: 1 },
             LayoutKind::Bsr { rows: 8, cols: 1 },
         ]);
-        let two_four = cols % 4 == 0
-            && weights
-                .chunks(cols)
-                .flat_map(|row| row.chunks(4))
-                .all(|g| g.iter().filter(|&&w| w != 0.0).count() <= 2);
-        if two_four {
+        if cols % 4 == 0 && is_two_four(weights, cols) {
             out.push(LayoutKind::NM { n: 2, m: 4 });
         }
     }

@@ -47,8 +47,14 @@ pub fn save(path: &Path, meta: &Meta, params: &Params, optimizer: &Optimizer) ->
         std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create its folder: {e}")))?;
     }
     let tmp = temporary_name(path);
-    candle_core::safetensors::save(&tensors, &tmp).map_err(|e| fail(e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| fail(e.to_string()))
+    let saved = candle_core::safetensors::save(&tensors, &tmp)
+        .map_err(|e| e.to_string())
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
+    if saved.is_err() {
+        // The previous checkpoint stays; the partial one goes.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    saved.map_err(fail)
 }
 
 /// Loads the checkpoint at `path` into `params` and `optimizer`, after checking that it
