@@ -1,7 +1,10 @@
 //! Compaction: rewrites that keep what the graph computes and make it smaller and faster.
 //! BatchNorm folds into the preceding convolution or linear layer (or becomes a per-channel
-//! Mul and Add), constant bias additions fold into that layer's bias, activations fuse into
-//! their producer, and nodes nobody reads are dropped.
+//! Mul and Add), constant bias additions fold into that layer's bias, HardSwish written out
+//! as elementwise nodes becomes one activation, activations fuse into their producer, and
+//! nodes nobody reads are dropped.
+
+mod hard_swish;
 
 use candle_core::{DType, Tensor};
 use lopper_runtime::graph::{Activation, BinaryKind, Op as Rt};
@@ -17,6 +20,8 @@ pub struct CompactStats {
     pub batch_norms_lowered: usize,
     /// Constant additions folded into a bias.
     pub biases_folded: usize,
+    /// HardSwish patterns (`x * relu6(x + 3) / 6`, `x * HardSigmoid(x)`) made one activation.
+    pub hard_swishes_recognised: usize,
     /// Activations fused into their producer.
     pub activations_fused: usize,
     /// Nodes removed because nothing reads them.
@@ -30,6 +35,8 @@ pub fn compact(graph: &mut Graph) -> candle_core::Result<CompactStats> {
         let before = stats.clone();
         fold_batch_norms(graph, &mut stats)?;
         fold_bias_adds(graph, &mut stats)?;
+        stats.hard_swishes_recognised += hard_swish::fuse_hard_swish(graph);
+        remove_dead_nodes(graph, &mut stats);
         fuse_activations(graph, &mut stats);
         remove_dead_nodes(graph, &mut stats);
         if stats == before {
@@ -411,5 +418,105 @@ mod tests {
         let (g, stats) = same_outputs(g, t(&seq(6, 0.5), &[2, 3]));
         assert_eq!(stats.biases_folded, 0);
         assert_eq!(g.nodes.len(), 2);
+    }
+
+    /// x -> Conv -> `c * relu6(c + 3) / divisor` (or `* (1 / 6)` when `divisor` is None),
+    /// with the relu6 as its own Clip node when `clip_node`, else fused into the Add.
+    fn conv_then_hard_swish(divisor: Option<f32>, clip_node: bool) -> Graph {
+        let mut g = Graph::default();
+        let x = g.activation("x", vec![1, 1, 3, 3]);
+        g.inputs.push(x);
+        let w = g.constant("w", t(&seq(8, 2.0), &[2, 1, 2, 2]));
+        let shape = vec![1, 2, 2, 2];
+        let c = g.activation("c", shape.clone());
+        let conv = Op::Runtime(Rt::Conv2d(Conv2d::default()));
+        g.push("conv", conv, vec![x, w], vec![c]);
+        let three = g.constant("three", t(&[3.0], &[]));
+        let shifted = g.activation("shifted", shape.clone());
+        let add = Op::Runtime(Rt::Binary(BinaryKind::Add));
+        g.push("add", add, vec![c, three], vec![shifted]);
+        let relu6 = Activation::Clip { min: 0.0, max: 6.0 };
+        let gate = if clip_node {
+            let gate = g.activation("gate", shape.clone());
+            g.push("clip", Op::Runtime(Rt::Unary), vec![shifted], vec![gate]);
+            g.nodes.last_mut().unwrap().activation = relu6;
+            gate
+        } else {
+            g.nodes.last_mut().unwrap().activation = relu6;
+            shifted
+        };
+        let product = g.activation("product", shape.clone());
+        let mul = Op::Runtime(Rt::Binary(BinaryKind::Mul));
+        g.push("mul", mul.clone(), vec![gate, c], vec![product]);
+        let (kind, k) = match divisor {
+            Some(d) => (BinaryKind::Div, d),
+            None => (BinaryKind::Mul, 1.0 / 6.0),
+        };
+        let k = g.constant("k", t(&[k], &[1]));
+        let y = g.activation("y", shape);
+        g.push(
+            "scale",
+            Op::Runtime(Rt::Binary(kind)),
+            vec![product, k],
+            vec![y],
+        );
+        g.outputs.push(y);
+        g
+    }
+
+    #[test]
+    fn written_out_hard_swish_fuses_into_the_conv() {
+        for (divisor, clip_node) in [(Some(6.0), true), (None, true), (Some(6.0), false)] {
+            let g = conv_then_hard_swish(divisor, clip_node);
+            let (g, stats) = same_outputs(g, t(&seq(9, 0.7), &[1, 1, 3, 3]));
+            assert_eq!(stats.hard_swishes_recognised, 1, "{divisor:?} {clip_node}");
+            assert_eq!(g.nodes.len(), 1, "{:?}", g.nodes);
+            assert_eq!(g.nodes[0].activation, Activation::HardSwish);
+        }
+    }
+
+    #[test]
+    fn a_different_divisor_or_a_shared_gate_is_not_hard_swish() {
+        let (g, stats) = same_outputs(
+            conv_then_hard_swish(Some(5.0), true),
+            t(&seq(9, 0.7), &[1, 1, 3, 3]),
+        );
+        assert_eq!(stats.hard_swishes_recognised, 0);
+        assert_eq!(
+            g.nodes.len(),
+            4,
+            "Clip fuses into the Add, nothing else changes"
+        );
+
+        let mut g = conv_then_hard_swish(Some(6.0), true);
+        let gate = g.nodes[2].outputs[0];
+        g.outputs.push(gate);
+        let (g, stats) = same_outputs(g, t(&seq(9, 0.7), &[1, 1, 3, 3]));
+        assert_eq!(
+            stats.hard_swishes_recognised, 0,
+            "the gate is a graph output"
+        );
+        assert!(g.nodes.len() >= 4);
+    }
+
+    #[test]
+    fn x_times_hard_sigmoid_of_x_is_hard_swish() {
+        let mut g = Graph::default();
+        let x = g.activation("x", vec![2, 5]);
+        g.inputs.push(x);
+        let gate = g.activation("gate", vec![2, 5]);
+        g.push("hsig", Op::Runtime(Rt::Unary), vec![x], vec![gate]);
+        g.nodes[0].activation = Activation::HardSigmoid {
+            alpha: 1.0 / 6.0,
+            beta: 0.5,
+        };
+        let y = g.activation("y", vec![2, 5]);
+        let mul = Op::Runtime(Rt::Binary(BinaryKind::Mul));
+        g.push("mul", mul, vec![x, gate], vec![y]);
+        g.outputs.push(y);
+        let (g, stats) = same_outputs(g, t(&seq(10, 1.3), &[2, 5]));
+        assert_eq!(stats.hard_swishes_recognised, 1);
+        assert_eq!(g.nodes.len(), 1);
+        assert_eq!(g.nodes[0].activation, Activation::HardSwish);
     }
 }

@@ -48,6 +48,7 @@ pub fn run(args: Args) -> Result<()> {
             "batch_norms_folded": s.batch_norms_folded,
             "batch_norms_lowered": s.batch_norms_lowered,
             "biases_folded": s.biases_folded,
+            "hard_swishes_recognised": s.hard_swishes_recognised,
             "activations_fused": s.activations_fused,
             "dead_nodes_removed": s.dead_nodes_removed,
         });
@@ -62,8 +63,8 @@ pub fn run(args: Args) -> Result<()> {
             model.bytes().len()
         );
         println!(
-            "compaction: {} BatchNorms folded, {} lowered, {} biases folded, {} activations fused, {} dead nodes removed",
-            s.batch_norms_folded, s.batch_norms_lowered, s.biases_folded, s.activations_fused, s.dead_nodes_removed
+            "compaction: {} BatchNorms folded, {} lowered, {} biases folded, {} HardSwish recognised, {} activations fused, {} dead nodes removed",
+            s.batch_norms_folded, s.batch_norms_lowered, s.biases_folded, s.hard_swishes_recognised, s.activations_fused, s.dead_nodes_removed
         );
     }
     Ok(())
