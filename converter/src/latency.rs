@@ -74,6 +74,64 @@ pub fn measure_interleaved(
     samples.into_iter().map(Latency::from_samples).collect()
 }
 
+/// Median time of one node over the profiled runs.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct NodeCost {
+    /// Position in execution order.
+    pub index: usize,
+    /// Node name from the source model.
+    pub name: String,
+    /// Op name, e.g. "Conv2d".
+    pub op: &'static str,
+    /// Median wall time in milliseconds.
+    pub p50_ms: f64,
+}
+
+/// Where one run's time goes: every node's median over `iters` profiled runs, after
+/// `warmup` plain ones. Timing each node adds a little overhead per node, so the sum is
+/// slightly above an unprofiled run.
+pub fn profile(session: &mut Session<'_>, warmup: usize, iters: usize) -> Vec<NodeCost> {
+    for _ in 0..warmup {
+        session.run();
+    }
+    let mut nodes: Vec<NodeCost> = Vec::new();
+    let mut samples: Vec<Vec<f64>> = Vec::new();
+    for _ in 0..iters.max(1) {
+        session.run_profiled(|t| {
+            if t.index == nodes.len() {
+                nodes.push(NodeCost {
+                    index: t.index,
+                    name: t.name.to_string(),
+                    op: t.op,
+                    p50_ms: 0.0,
+                });
+                samples.push(Vec::with_capacity(iters.max(1)));
+            }
+            samples[t.index].push(t.elapsed.as_secs_f64() * 1e3);
+        });
+    }
+    for (node, times) in nodes.iter_mut().zip(samples) {
+        node.p50_ms = Latency::from_samples(times).p50_ms;
+    }
+    nodes
+}
+
+/// Per-op totals of a profile, largest first: `(op, nodes, total ms)`.
+pub fn by_op(profile: &[NodeCost]) -> Vec<(&'static str, usize, f64)> {
+    let mut totals: Vec<(&'static str, usize, f64)> = Vec::new();
+    for node in profile {
+        match totals.iter_mut().find(|(op, _, _)| *op == node.op) {
+            Some((_, count, ms)) => {
+                *count += 1;
+                *ms += node.p50_ms;
+            }
+            None => totals.push((node.op, 1, node.p50_ms)),
+        }
+    }
+    totals.sort_by(|a, b| b.2.total_cmp(&a.2));
+    totals
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,5 +145,21 @@ mod tests {
         );
         let one = Latency::from_samples(vec![2.5]);
         assert_eq!((one.min_ms, one.p50_ms, one.max_ms), (2.5, 2.5, 2.5));
+    }
+
+    #[test]
+    fn op_totals_add_up_nodes_of_one_op() {
+        let node = |index, op, p50_ms| NodeCost {
+            index,
+            name: format!("n{index}"),
+            op,
+            p50_ms,
+        };
+        let profile = [
+            node(0, "Conv2d", 1.0),
+            node(1, "Transpose", 0.5),
+            node(2, "Conv2d", 2.0),
+        ];
+        assert_eq!(by_op(&profile), [("Conv2d", 2, 3.0), ("Transpose", 1, 0.5)]);
     }
 }

@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use lopper_converter::latency::{fill_inputs, measure_interleaved, Latency};
+use lopper_converter::latency::{
+    by_op, fill_inputs, measure_interleaved, profile, Latency, NodeCost,
+};
 use lopper_runtime::{Model, Session};
 
 /// Arguments of `lopper bench`.
@@ -27,6 +29,10 @@ pub struct Args {
     /// Print one JSON object: p50_ms and friends (vs_p50_ms and ratio with --vs).
     #[arg(long)]
     json: bool,
+    /// Also time every node of MODEL (median over --iters runs) and show where the time
+    /// goes: per op, and the N slowest nodes.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "15")]
+    profile: Option<usize>,
 }
 
 /// Runs `lopper bench`.
@@ -49,6 +55,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     let results = measure_interleaved(&mut sessions, args.warmup, args.iters);
     let arena = sessions[0].arena_bytes();
+    let nodes = args
+        .profile
+        .map(|_| profile(&mut sessions[0], args.warmup, args.iters));
     if args.json {
         let mut out = serde_json::json!({
             "model": args.model,
@@ -68,6 +77,9 @@ pub fn run(args: Args) -> Result<()> {
             out["vs_p90_ms"] = serde_json::json!(other.p90_ms);
             out["vs_max_ms"] = serde_json::json!(other.max_ms);
             out["ratio"] = serde_json::json!(results[0].p50_ms / other.p50_ms);
+        }
+        if let Some(nodes) = &nodes {
+            out["profile"] = serde_json::json!(nodes);
         }
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -103,7 +115,37 @@ pub fn run(args: Args) -> Result<()> {
             paths[1].display(),
         );
     }
+    if let (Some(nodes), Some(top)) = (&nodes, args.profile) {
+        print_profile(nodes, top);
+    }
     Ok(())
+}
+
+/// Per-op totals, then the `top` slowest nodes, each with its share of the summed time.
+fn print_profile(nodes: &[NodeCost], top: usize) {
+    let total: f64 = nodes.iter().map(|n| n.p50_ms).sum();
+    let share = |ms: f64| 100.0 * ms / total.max(f64::MIN_POSITIVE);
+    println!("\nprofile of the first model: per-node medians, summing to {total:.4} ms");
+    println!("{:<24} {:>6} {:>10} {:>7}", "op", "nodes", "ms", "share");
+    for (op, count, ms) in by_op(nodes) {
+        println!("{op:<24} {count:>6} {ms:>10.4} {:>6.1}%", share(ms));
+    }
+    let mut slowest: Vec<&NodeCost> = nodes.iter().collect();
+    slowest.sort_by(|a, b| b.p50_ms.total_cmp(&a.p50_ms));
+    println!(
+        "\n{:>5} {:<40} {:<16} {:>10} {:>7}",
+        "#", "node", "op", "ms", "share"
+    );
+    for n in slowest.into_iter().take(top) {
+        println!(
+            "{:>5} {:<40} {:<16} {:>10.4} {:>6.1}%",
+            n.index,
+            n.name,
+            n.op,
+            n.p50_ms,
+            share(n.p50_ms)
+        );
+    }
 }
 
 fn open(path: &Path) -> Result<Model<'static>> {

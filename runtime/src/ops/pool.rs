@@ -15,79 +15,210 @@ use crate::graph::{Pool2d, PoolKind};
 pub fn pool2d(p: &Pool2d, x: &[f32], x_shape: [usize; 4], y: &mut [f32], y_shape: [usize; 4]) {
     let [n, c, h, w] = x_shape;
     let [_, _, oh, ow] = y_shape;
-    let rows = Axis {
-        kernel: p.kernel[0],
-        stride: p.stride[0],
-        dilation: p.dilation[0],
-        pad_begin: p.pads[0],
-        len: h,
-        pad_end: p.pads[2],
-    };
-    let cols = Axis {
-        kernel: p.kernel[1],
-        stride: p.stride[1],
-        dilation: p.dilation[1],
-        pad_begin: p.pads[1],
-        len: w,
-        pad_end: p.pads[3],
-    };
+    let (rows, cols) = axes(p, h, w);
     let (plane_in, plane_out) = (h * w, oh * ow);
-    for plane in 0..n * c {
-        let xp = &x[plane * plane_in..(plane + 1) * plane_in];
-        let yp = &mut y[plane * plane_out..(plane + 1) * plane_out];
-        if p.kind == PoolKind::Max && w <= MAX_ROW {
-            max_pool_plane(xp, w, &rows, &cols, yp, ow);
-            continue;
+    if plane_out == 0 {
+        return;
+    }
+    if plane_in == 0 {
+        // Every window lies in the padding.
+        for yp in y.chunks_exact_mut(plane_out).take(n * c) {
+            direct_plane(p, &[], w, &rows, &cols, yp, ow);
         }
-        for oy in 0..oh {
-            let (row_taps, rows_padded) = rows.taps(oy);
-            for ox in 0..ow {
-                let (col_taps, cols_padded) = cols.taps(ox);
-                let count = if p.count_include_pad {
-                    rows_padded * cols_padded
-                } else {
-                    row_taps.len() * col_taps.len()
+        return;
+    }
+    let planes = x.chunks_exact(plane_in).zip(y.chunks_exact_mut(plane_out));
+    if separable_line(&cols, ow) > MAX_LINE {
+        for (xp, yp) in planes.take(n * c) {
+            direct_plane(p, xp, w, &rows, &cols, yp, ow);
+        }
+        return;
+    }
+    let mut line = Line::new(&cols, ow);
+    for (xp, yp) in planes.take(n * c) {
+        match p.kind {
+            PoolKind::Max => line.pool(xp, &rows, &cols, yp, Max),
+            PoolKind::Average => {
+                let average = Average {
+                    count_include_pad: p.count_include_pad,
                 };
-                let window = Window {
-                    x: xp,
-                    width: w,
-                    rows: (&rows, oy, row_taps.clone()),
-                    cols: (&cols, ox, col_taps),
-                };
-                yp[oy * ow + ox] = match p.kind {
-                    PoolKind::Max => window.fold(f32::MIN, f32::max),
-                    PoolKind::Average if count == 0 => 0.0,
-                    PoolKind::Average => window.fold(0.0, |a, b| a + b) / count as f32,
-                };
+                line.pool(xp, &rows, &cols, yp, average);
             }
         }
     }
 }
 
-/// Widest input row the separable max pool buffers on the stack.
-const MAX_ROW: usize = 1024;
+/// The geometry of the row and column axes of an `h x w` plane.
+fn axes(p: &Pool2d, h: usize, w: usize) -> (Axis, Axis) {
+    let axis = |i: usize, len: usize| Axis {
+        kernel: p.kernel[i],
+        stride: p.stride[i],
+        dilation: p.dilation[i],
+        pad_begin: p.pads[i],
+        len,
+        pad_end: p.pads[i + 2],
+    };
+    (axis(0, h), axis(1, w))
+}
 
-/// Max pooling of one plane in two passes per output row: the maximum over the window's
-/// rows for every input column (contiguous, vectorised), then over the window's columns.
-/// Same cells, same maximum as the direct fold.
-fn max_pool_plane(xp: &[f32], w: usize, rows: &Axis, cols: &Axis, yp: &mut [f32], ow: usize) {
-    let mut column_max = [f32::MIN; MAX_ROW];
-    let column_max = &mut column_max[..w];
+/// Pools one plane window by window: the fallback for rows longer than [`MAX_LINE`].
+fn direct_plane(
+    p: &Pool2d,
+    xp: &[f32],
+    w: usize,
+    rows: &Axis,
+    cols: &Axis,
+    yp: &mut [f32],
+    ow: usize,
+) {
     for (oy, out_row) in yp.chunks_exact_mut(ow).enumerate() {
-        column_max.fill(f32::MIN);
-        for ky in rows.taps(oy).0 {
-            let line = &xp[rows.input_index(oy, ky) * w..][..w];
-            for (m, &v) in column_max.iter_mut().zip(line) {
-                *m = m.max(v);
-            }
-        }
+        let (row_taps, rows_padded) = rows.taps(oy);
         for (ox, out) in out_row.iter_mut().enumerate() {
-            let taps = cols.taps(ox).0;
-            *out = taps.fold(f32::MIN, |m, kx| {
-                m.max(column_max[cols.input_index(ox, kx)])
-            });
+            let (col_taps, cols_padded) = cols.taps(ox);
+            let count = if p.count_include_pad {
+                rows_padded * cols_padded
+            } else {
+                row_taps.len() * col_taps.len()
+            };
+            let window = Window {
+                x: xp,
+                width: w,
+                rows: (rows, oy, row_taps.clone()),
+                cols: (cols, ox, col_taps),
+            };
+            *out = match p.kind {
+                PoolKind::Max => window.fold(f32::MIN, f32::max),
+                PoolKind::Average if count == 0 => 0.0,
+                PoolKind::Average => window.fold(0.0, |a, b| a + b) / count as f32,
+            };
         }
     }
+}
+
+/// Longest padded row the separable pools buffer on the stack.
+const MAX_LINE: usize = 1280;
+
+/// How a separable pool combines cells and finishes a window.
+trait Reduction: Copy {
+    /// Value of an empty fold.
+    const INIT: f32;
+    /// Folds one more cell in.
+    fn combine(acc: f32, v: f32) -> f32;
+    /// The output of a window folded to `acc`, whose real taps per axis are `taps` and
+    /// whose taps inside the padded input are `padded`.
+    fn finish(self, acc: f32, taps: [usize; 2], padded: [usize; 2]) -> f32;
+}
+
+#[derive(Clone, Copy)]
+struct Max;
+
+impl Reduction for Max {
+    const INIT: f32 = f32::MIN;
+    fn combine(acc: f32, v: f32) -> f32 {
+        acc.max(v)
+    }
+    fn finish(self, acc: f32, _: [usize; 2], _: [usize; 2]) -> f32 {
+        acc
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Average {
+    count_include_pad: bool,
+}
+
+impl Reduction for Average {
+    const INIT: f32 = 0.0;
+    fn combine(acc: f32, v: f32) -> f32 {
+        acc + v
+    }
+    fn finish(self, acc: f32, taps: [usize; 2], padded: [usize; 2]) -> f32 {
+        let count = if self.count_include_pad {
+            padded[0] * padded[1]
+        } else {
+            taps[0] * taps[1]
+        };
+        if count == 0 {
+            0.0
+        } else {
+            acc / count as f32
+        }
+    }
+}
+
+/// Separable pooling: each output row folds the window's rows for every input column
+/// (contiguous, vectorised) into a line that holds the padding as neutral cells, then
+/// reads the window's columns straight from that line. Same cells as the direct fold; for
+/// the average the sum is taken in a different order. Kept on the stack, set up once per
+/// call: the line, and per output column its real taps and taps inside the padding.
+struct Line {
+    cells: [f32; MAX_LINE],
+    len: usize,
+    col_counts: [(u32, u32); MAX_LINE],
+    ow: usize,
+}
+
+impl Line {
+    /// The line for `ow` outputs along `cols`; [`separable_line`] must fit in [`MAX_LINE`].
+    fn new(cols: &Axis, ow: usize) -> Self {
+        let mut col_counts = [(0u32, 0u32); MAX_LINE];
+        for (ox, counts) in col_counts.iter_mut().take(ow).enumerate() {
+            let (taps, padded) = cols.taps(ox);
+            *counts = (taps.len() as u32, padded as u32);
+        }
+        Line {
+            cells: [0.0; MAX_LINE],
+            len: separable_line(cols, ow),
+            col_counts,
+            ow,
+        }
+    }
+
+    /// Pools one plane `xp` into `yp`.
+    fn pool<R: Reduction>(
+        &mut self,
+        xp: &[f32],
+        rows: &Axis,
+        cols: &Axis,
+        yp: &mut [f32],
+        reduction: R,
+    ) {
+        let w = cols.len;
+        let line = &mut self.cells[..self.len];
+        line.fill(R::INIT);
+        let col_counts = &self.col_counts[..self.ow];
+        for (oy, out_row) in yp.chunks_exact_mut(self.ow).enumerate() {
+            let (row_taps, rows_padded) = rows.taps(oy);
+            let real = &mut line[cols.pad_begin..cols.pad_begin + w];
+            real.fill(R::INIT);
+            for ky in row_taps.clone() {
+                let input = &xp[rows.input_index(oy, ky) * w..][..w];
+                for (m, &v) in real.iter_mut().zip(input) {
+                    *m = R::combine(*m, v);
+                }
+            }
+            for (ox, (out, &(taps, padded))) in out_row.iter_mut().zip(col_counts).enumerate() {
+                let start = ox * cols.stride;
+                let window = &line[start..start + (cols.kernel - 1) * cols.dilation + 1];
+                let acc = window
+                    .iter()
+                    .step_by(cols.dilation)
+                    .fold(R::INIT, |m, &v| R::combine(m, v));
+                let taps = [row_taps.len(), taps as usize];
+                *out = reduction.finish(acc, taps, [rows_padded, padded as usize]);
+            }
+        }
+    }
+}
+
+/// Length of the [`Line`] needed: every tap of the `ow` windows and every
+/// real cell, in padded coordinates.
+fn separable_line(cols: &Axis, ow: usize) -> usize {
+    let span = (ow - 1)
+        .saturating_mul(cols.stride)
+        .saturating_add((cols.kernel - 1).saturating_mul(cols.dilation))
+        .saturating_add(1);
+    span.max(cols.pad_begin + cols.len)
 }
 
 /// Averages every `H x W` plane of `x` (`[N, C, H, W]`) into `y` (`[N, C, 1, 1]`); an empty
@@ -434,5 +565,37 @@ mod tests {
         let mut y = [f32::NAN; 2];
         global_average_pool(&[], [1, 2, 0, 3], &mut y);
         assert_eq!(y, [0.0, 0.0]);
+    }
+
+    #[test]
+    fn separable_and_direct_planes_agree() {
+        let x: Vec<f32> = (0..7 * 9)
+            .map(|v| ((v * 29 % 17) as f32 - 8.0) * 0.37)
+            .collect();
+        for kind in [PoolKind::Max, PoolKind::Average] {
+            for (kernel, stride, dilation, pads, ceil_mode) in [
+                ([3, 3], [2, 2], [1, 1], [1, 1, 1, 1], false),
+                ([3, 2], [1, 2], [2, 1], [0, 1, 2, 0], true),
+                ([2, 3], [2, 1], [1, 2], [1, 0, 0, 2], true),
+                ([7, 9], [1, 1], [1, 1], [0; 4], false),
+            ] {
+                for count_include_pad in [false, true] {
+                    let p = Pool2d {
+                        kind,
+                        kernel,
+                        stride,
+                        dilation,
+                        pads,
+                        ceil_mode,
+                        count_include_pad,
+                    };
+                    let (oh, ow, separable) = run(&p, &x, 7, 9);
+                    let (rows, cols) = axes(&p, 7, 9);
+                    let mut direct = vec![f32::NAN; oh * ow];
+                    direct_plane(&p, &x, 9, &rows, &cols, &mut direct, ow);
+                    close(&separable, &direct);
+                }
+            }
+        }
     }
 }

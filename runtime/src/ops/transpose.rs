@@ -16,33 +16,54 @@ pub fn transpose(x: &[f32], x_shape: &[usize], perm: &[usize], y: &mut [f32]) {
     }
 
     let x_strides = strides(x_shape);
-    // Shape of `y`, and the step in `x` for a step along each axis of `y`.
-    let mut dims = [0; MAX_RANK];
-    let mut strides = [0; MAX_RANK];
-    for (i, &p) in perm.iter().enumerate() {
-        dims[i] = x_shape[p];
-        strides[i] = x_strides[p];
+    // Shape of `y`, and the step in `x` for a step along each axis of `y`; axes of size 1
+    // are dropped and neighbours that are also neighbours in `x` merged, so that a
+    // permutation moving whole planes (a channel shuffle) copies planes.
+    let mut dims = [1; MAX_RANK];
+    let mut steps = [0; MAX_RANK];
+    let mut axes = 0;
+    for &p in perm {
+        let (d, s) = (x_shape[p], x_strides[p]);
+        if d == 1 {
+            continue;
+        }
+        if axes > 0 && steps[axes - 1] == s * d {
+            dims[axes - 1] *= d;
+            steps[axes - 1] = s;
+        } else {
+            dims[axes] = d;
+            steps[axes] = s;
+            axes += 1;
+        }
+    }
+    if axes == 0 {
+        y.copy_from_slice(x);
+        return;
     }
 
     // Walk `y` row by row along its last axis, keeping the offset in `x` of the row start
     // in step with a multi-index over the outer axes.
-    let last = rank - 1;
+    let last = axes - 1;
     let mut index = [0usize; MAX_RANK];
     let mut row_start = 0;
     for row in y.chunks_exact_mut(dims[last]) {
-        let mut src = row_start;
-        for v in row {
-            *v = x[src];
-            src += strides[last];
+        if steps[last] == 1 {
+            row.copy_from_slice(&x[row_start..row_start + row.len()]);
+        } else {
+            let mut src = row_start;
+            for v in row {
+                *v = x[src];
+                src += steps[last];
+            }
         }
         for axis in (0..last).rev() {
             index[axis] += 1;
-            row_start += strides[axis];
+            row_start += steps[axis];
             if index[axis] < dims[axis] {
                 break;
             }
             index[axis] = 0;
-            row_start -= strides[axis] * dims[axis];
+            row_start -= steps[axis] * dims[axis];
         }
     }
 }
@@ -117,6 +138,42 @@ mod tests {
         let mut y = [0.0; 8];
         transpose(&x, &[1, 2, 2, 2], &[0, 2, 3, 1], &mut y);
         assert_eq!(y, [1.0, 10.0, 2.0, 20.0, 3.0, 30.0, 4.0, 40.0]);
+    }
+
+    /// `y` by the definition: the element of `y` at multi-index `i` is the element of `x`
+    /// at the multi-index with `i[k]` on axis `perm[k]`.
+    fn by_definition(x: &[f32], x_shape: &[usize], perm: &[usize]) -> Vec<f32> {
+        let y_shape: Vec<usize> = perm.iter().map(|&p| x_shape[p]).collect();
+        let x_strides = strides(x_shape);
+        (0..x.len())
+            .map(|flat| {
+                let mut rest = flat;
+                let mut src = 0;
+                for k in (0..perm.len()).rev() {
+                    src += (rest % y_shape[k]) * x_strides[perm[k]];
+                    rest /= y_shape[k];
+                }
+                x[src]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn channel_shuffle_and_unit_axes_by_definition() {
+        let cases: [(&[usize], &[usize]); 5] = [
+            (&[1, 3, 4, 2, 5], &[0, 2, 1, 3, 4]),
+            (&[2, 3, 4, 1, 5], &[0, 2, 1, 4, 3]),
+            (&[1, 1, 6, 7], &[1, 0, 3, 2]),
+            (&[2, 1, 3, 4, 5], &[4, 2, 3, 1, 0]),
+            (&[3, 2, 2, 3, 2], &[1, 0, 2, 3, 4]),
+        ];
+        for (shape, perm) in cases {
+            let len = shape.iter().product();
+            let x: Vec<f32> = (0..len).map(|v| v as f32).collect();
+            let mut y = vec![f32::NAN; len];
+            transpose(&x, shape, perm, &mut y);
+            assert_eq!(y, by_definition(&x, shape, perm), "{shape:?} {perm:?}");
+        }
     }
 
     #[test]
