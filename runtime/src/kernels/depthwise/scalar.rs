@@ -1,42 +1,56 @@
 //! Portable implementation, also compiled with AVX2 + FMA by `x86.rs`: the loops over
-//! output rows are written so that the compiler vectorises them. Rows that fit
-//! [`MAX_LINE`] once padded are copied into a zero-padded line, so that every output column
-//! takes every tap of a kernel row in one pass, specialised for the common 3- and 5-wide
-//! kernels; wider rows take the taps one by one over the columns they reach.
+//! output rows are written so that the compiler vectorises them. Planes are split by
+//! stride phase into a zero-padded buffer (in bands of rows when large) so that every tap
+//! is one long contiguous multiply-add; rows too wide for that buffer take the taps one by
+//! one over the columns they reach.
 
 use super::{Depthwise, MAX_DEPTHWISE_TAPS};
 use crate::kernels::columns::{self, Run};
 use crate::ops::activation;
 
-/// Longest padded input row the line path buffers on the stack.
-const MAX_LINE: usize = 1024;
-
-/// Largest padded input plane the plane path buffers on the stack.
+/// Floats of each of the two stack buffers of the phase-plane path: 16 KiB each with
+/// `std`, 4 KiB each on bare metal, where stacks are small (larger planes go in bands).
+#[cfg(feature = "std")]
 const MAX_PLANE: usize = 4096;
+#[cfg(not(feature = "std"))]
+const MAX_PLANE: usize = 1024;
 
 /// See [`super::depthwise`].
 #[inline(always)]
 pub(super) fn depthwise(conv: &Depthwise, y: &mut [f32]) {
-    let [_, _, height, width] = conv.x_shape;
-    let [pad_top, pad_left, pad_bottom, pad_right] = conv.attrs.pads;
-    let padded = (pad_top + height + pad_bottom) * (pad_left + width + pad_right);
-    if conv.attrs.stride == [1, 1] && padded <= MAX_PLANE {
-        by_padded_planes(conv, y);
-    } else if pad_left + width + pad_right <= MAX_LINE {
-        by_padded_lines(conv, y);
-    } else {
-        by_column_runs(conv, y);
+    match band_height(conv) {
+        Some(band) => by_phase_planes(conv, y, band),
+        None => by_column_runs(conv, y),
     }
 }
 
-/// Stride 1 over planes that fit [`MAX_PLANE`] once padded: in the zero-padded plane with
-/// row pitch `P`, output `(oy, ox)` is the sum over taps of `tap * padded[q + offset]` with
-/// `q = oy * P + ox` and `offset = ki * dh * P + kj * dw`. So every tap is one multiply-add
-/// over one contiguous run of `q` (the columns past `OW` in each row are computed and
-/// dropped): long vectorised loops even for 7x7 planes, where row by row the loop
-/// overheads would dominate.
+/// Width of one phase plane: the padded row's columns `j * sw + p` for one phase `p`.
+fn phase_pitch(conv: &Depthwise) -> usize {
+    let [_, _, _, width] = conv.x_shape;
+    let [_, pad_left, _, pad_right] = conv.attrs.pads;
+    (pad_left + width + pad_right).div_ceil(conv.attrs.stride[1])
+}
+
+/// Output rows per band of [`by_phase_planes`] so that the band's phase planes fit
+/// [`MAX_PLANE`]; `None` when not even one row does.
+fn band_height(conv: &Depthwise) -> Option<usize> {
+    let [sh, sw] = conv.attrs.stride;
+    let reach = (conv.kernel[0] - 1) * conv.attrs.dilation[0] + 1;
+    let phase_rows = MAX_PLANE / (sh * sw * phase_pitch(conv)).max(1);
+    let band = (phase_rows + 1).checked_sub(reach.div_ceil(sh))?;
+    (band >= 1).then(|| band.min(conv.y_shape[2].max(1)))
+}
+
+/// The zero-padded input split by stride phase: with strides `sh x sw`, phase plane
+/// `(pr, pc)` holds the padded cells `(i * sh + pr, j * sw + pc)` at `(i, j)`, row pitch
+/// `P`. Output `(oy, ox)`'s tap `(ki, kj)` then reads phase plane `(ki dh % sh, kj dw % sw)`
+/// at `q + offset` with `q = oy * P + ox` and `offset = (ki dh / sh) * P + kj dw / sw`: every
+/// tap is one multiply-add over one contiguous run of `q`, whatever the stride (columns past
+/// `OW` in each row are computed and dropped). Long vectorised loops even for 7x7 planes,
+/// where row by row the loop overheads would dominate. Planes too tall for the buffer go
+/// in bands of `band` output rows.
 #[inline(always)]
-fn by_padded_planes(conv: &Depthwise, y: &mut [f32]) {
+fn by_phase_planes(conv: &Depthwise, y: &mut [f32], band: usize) {
     let Depthwise {
         attrs,
         x,
@@ -47,78 +61,21 @@ fn by_padded_planes(conv: &Depthwise, y: &mut [f32]) {
         act,
         y_shape: [_, out_channels, out_height, out_width],
     } = *conv;
-    let [dilation_h, dilation_w] = attrs.dilation;
-    let [pad_top, pad_left, pad_bottom, pad_right] = attrs.pads;
+    let [sh, sw] = attrs.stride;
+    let [dh, dw] = attrs.dilation;
+    let [pad_top, pad_left, _, _] = attrs.pads;
     let multiplier = out_channels / channels;
-    let pitch = pad_left + width + pad_right;
-    let mut padded = [0.0f32; MAX_PLANE];
-    let padded = &mut padded[..(pad_top + height + pad_bottom) * pitch];
+    let pitch = phase_pitch(conv);
+    let mut phases = [0.0f32; MAX_PLANE];
     let mut wide = [0.0f32; MAX_PLANE];
-    let wide = match out_height {
-        0 => &mut wide[..0],
-        _ => &mut wide[..(out_height - 1) * pitch + out_width],
-    };
-    let mut offsets = [0usize; MAX_DEPTHWISE_TAPS];
+    // Per tap: which phase plane, and where in it output 0 reads.
+    let mut reads = [(0usize, 0usize); MAX_DEPTHWISE_TAPS];
     for ki in 0..kernel_h {
         for kj in 0..kernel_w {
-            offsets[ki * kernel_w + kj] = ki * dilation_h * pitch + kj * dilation_w;
+            let (r, c) = (ki * dh, kj * dw);
+            reads[ki * kernel_w + kj] = ((r % sh) * sw + c % sw, (r / sh) * pitch + c / sw);
         }
     }
-    let mut taps = [0.0f32; MAX_DEPTHWISE_TAPS];
-    for image in 0..batch {
-        for o in 0..out_channels {
-            taps.fill(0.0);
-            w.for_each_in_row(o, |col, v| taps[col] = v);
-            let c = image * channels + o / multiplier;
-            if o % multiplier == 0 {
-                let plane = &x[c * height * width..(c + 1) * height * width];
-                for (iy, row) in plane.chunks_exact(width).enumerate() {
-                    let start = (pad_top + iy) * pitch + pad_left;
-                    padded[start..start + width].copy_from_slice(row);
-                }
-            }
-            wide.fill(bias.map_or(0.0, |b| b[o]));
-            let len = wide.len();
-            for (&tap, &offset) in taps.iter().zip(&offsets).take(kernel_h * kernel_w) {
-                if tap == 0.0 {
-                    continue;
-                }
-                for (out, &v) in wide.iter_mut().zip(&padded[offset..offset + len]) {
-                    *out += tap * v;
-                }
-            }
-            let out_start = (image * out_channels + o) * out_height * out_width;
-            let out_plane = &mut y[out_start..out_start + out_height * out_width];
-            for (oy, out_row) in out_plane.chunks_exact_mut(out_width).enumerate() {
-                out_row.copy_from_slice(&wide[oy * pitch..oy * pitch + out_width]);
-            }
-            activation::apply(act, out_plane);
-        }
-    }
-}
-
-/// Output channel `o` reads input channel `o / (O / C)` only. For each output row and
-/// kernel row, the input row (zero-padded to both sides when the convolution pads) gives
-/// every output column all the kernel row's taps in one pass.
-#[inline(always)]
-fn by_padded_lines(conv: &Depthwise, y: &mut [f32]) {
-    let Depthwise {
-        attrs,
-        x,
-        x_shape: [batch, channels, height, width],
-        w,
-        kernel: [kernel_h, kernel_w],
-        bias,
-        act,
-        y_shape: [_, out_channels, out_height, out_width],
-    } = *conv;
-    let [stride_h, stride_w] = attrs.stride;
-    let [dilation_h, dilation_w] = attrs.dilation;
-    let [pad_top, pad_left, _, pad_right] = attrs.pads;
-    let multiplier = out_channels / channels;
-    let mut line = [0.0f32; MAX_LINE];
-    let line = &mut line[..pad_left + width + pad_right];
-    let padded = pad_left + pad_right > 0;
     let mut taps = [0.0f32; MAX_DEPTHWISE_TAPS];
     for image in 0..batch {
         for o in 0..out_channels {
@@ -128,27 +85,48 @@ fn by_padded_lines(conv: &Depthwise, y: &mut [f32]) {
             let plane = &x[c * height * width..(c + 1) * height * width];
             let out_start = (image * out_channels + o) * out_height * out_width;
             let out_plane = &mut y[out_start..out_start + out_height * out_width];
-            out_plane.fill(bias.map_or(0.0, |b| b[o]));
-            for (oy, out_row) in out_plane.chunks_exact_mut(out_width).enumerate() {
-                for ki in 0..kernel_h {
-                    let row_taps = &taps[ki * kernel_w..(ki + 1) * kernel_w];
-                    let Some(iy) = (oy * stride_h + ki * dilation_h)
+            for oy0 in (0..out_height).step_by(band) {
+                let rows = band.min(out_height - oy0);
+                // Padded rows the band reads, from padded row `oy0 * sh` on.
+                let padded_rows = (rows - 1) * sh + (kernel_h - 1) * dh + 1;
+                let phase_len = padded_rows.div_ceil(sh) * pitch;
+                for r in 0..padded_rows {
+                    let input_row = (oy0 * sh + r)
                         .checked_sub(pad_top)
                         .filter(|&iy| iy < height)
-                    else {
-                        continue;
-                    };
-                    if row_taps.iter().all(|&t| t == 0.0) {
-                        continue;
+                        .map(|iy| &plane[iy * width..(iy + 1) * width]);
+                    let start = (r % sh) * sw * phase_len + (r / sh) * pitch;
+                    let phase_rows = phases[start..].chunks_mut(phase_len).take(sw);
+                    let mut dst = phase_rows.map(|p| &mut p[..pitch]);
+                    match (input_row, sw) {
+                        (Some(row), 2) => {
+                            let (Some(even), Some(odd)) = (dst.next(), dst.next()) else {
+                                unreachable!("two phases");
+                            };
+                            split_two(row, pad_left, even, odd);
+                        }
+                        (Some(row), _) => {
+                            for (pc, d) in dst.enumerate() {
+                                split_phase(row, pad_left, sw, pc, d);
+                            }
+                        }
+                        (None, _) => dst.for_each(|d| d.fill(0.0)),
                     }
-                    let input = &plane[iy * width..(iy + 1) * width];
-                    let src: &[f32] = if padded {
-                        line[pad_left..pad_left + width].copy_from_slice(input);
-                        line
-                    } else {
-                        input
-                    };
-                    accumulate_row(out_row, src, row_taps, stride_w, dilation_w);
+                }
+                let len = (rows - 1) * pitch + out_width;
+                let mut live = [(0.0f32, 0usize); MAX_DEPTHWISE_TAPS];
+                let mut count = 0;
+                for (&tap, &(phase, offset)) in taps.iter().zip(&reads).take(kernel_h * kernel_w) {
+                    if tap != 0.0 {
+                        live[count] = (tap, phase * phase_len + offset);
+                        count += 1;
+                    }
+                }
+                let bias = bias.map_or(0.0, |b| b[o]);
+                accumulate(&mut wide[..len], &phases, &live[..count], bias);
+                let band_out = &mut out_plane[oy0 * out_width..(oy0 + rows) * out_width];
+                for (b, out_row) in band_out.chunks_exact_mut(out_width).enumerate() {
+                    out_row.copy_from_slice(&wide[b * pitch..b * pitch + out_width]);
                 }
             }
             activation::apply(act, out_plane);
@@ -156,41 +134,84 @@ fn by_padded_lines(conv: &Depthwise, y: &mut [f32]) {
     }
 }
 
-/// `out[ox] += sum over k of taps[k] * line[ox * stride + k * dilation]`, for a `line` that
-/// holds every tap of every output (padding included).
+/// Columns of `wide` [`accumulate`] keeps in registers at a time.
+const CHUNK: usize = 32;
+
+/// `wide[q] = bias + sum over (tap, start) of tap * phases[start + q]`, a chunk of
+/// [`CHUNK`] outputs at a time so that the sums stay in registers across the taps.
 #[inline(always)]
-fn accumulate_row(out: &mut [f32], line: &[f32], taps: &[f32], stride: usize, dilation: usize) {
-    match (taps.len(), stride, dilation) {
-        (3, 1, 1) => fixed_row::<3, 1>(out, line, taps),
-        (3, 2, 1) => fixed_row::<3, 2>(out, line, taps),
-        (5, 1, 1) => fixed_row::<5, 1>(out, line, taps),
-        (5, 2, 1) => fixed_row::<5, 2>(out, line, taps),
-        _ => {
-            for (ox, o) in out.iter_mut().enumerate() {
-                let start = ox * stride;
-                let window = line[start..].iter().step_by(dilation);
-                *o += taps.iter().zip(window).map(|(&t, &v)| t * v).sum::<f32>();
+fn accumulate(wide: &mut [f32], phases: &[f32], taps: &[(f32, usize)], bias: f32) {
+    let len = wide.len();
+    let full = len - len % CHUNK;
+    for (q, out) in (0..full).step_by(CHUNK).zip(wide.chunks_exact_mut(CHUNK)) {
+        let mut acc = [bias; CHUNK];
+        for &(tap, start) in taps {
+            let src: &[f32; CHUNK] = phases[start + q..start + q + CHUNK]
+                .try_into()
+                .expect("CHUNK cells");
+            for (a, &v) in acc.iter_mut().zip(src) {
+                *a += tap * v;
             }
+        }
+        out.copy_from_slice(&acc);
+    }
+    let tail = &mut wide[full..];
+    tail.fill(bias);
+    for &(tap, start) in taps {
+        for (a, &v) in tail.iter_mut().zip(&phases[start + full..start + len]) {
+            *a += tap * v;
         }
     }
 }
 
-/// [`accumulate_row`] for `K` taps, stride `S` and dilation 1, with the bounds checked
-/// once so that the compiler vectorises over the output columns.
+/// [`split_phase`] for stride 2, both phases in one pass: input column `ix` sits at padded
+/// column `pad_left + ix`, which is in `even` or `odd` by its parity.
 #[inline(always)]
-fn fixed_row<const K: usize, const S: usize>(out: &mut [f32], line: &[f32], taps: &[f32]) {
-    let Some(last) = out.len().checked_sub(1) else {
-        return;
+fn split_two(row: &[f32], pad_left: usize, even: &mut [f32], odd: &mut [f32]) {
+    even.fill(0.0);
+    odd.fill(0.0);
+    // Input columns 2m and 2m + 1 land in (first, second) at (base_first + m, base_second + m).
+    let (first, second, base_first, base_second) = if pad_left % 2 == 0 {
+        (even, odd, pad_left / 2, pad_left / 2)
+    } else {
+        (odd, even, pad_left / 2, pad_left / 2 + 1)
     };
-    let taps: &[f32; K] = taps.try_into().expect("K taps");
-    let line = &line[..last * S + K];
-    for (ox, o) in out.iter_mut().enumerate() {
-        let window: &[f32; K] = line[ox * S..ox * S + K].try_into().expect("K cells");
-        let mut acc = *o;
-        for k in 0..K {
-            acc += taps[k] * window[k];
+    let pairs = row.chunks_exact(2);
+    let last = pairs.remainder().first();
+    let n = row.len() / 2;
+    let targets = first[base_first..base_first + n]
+        .iter_mut()
+        .zip(&mut second[base_second..base_second + n]);
+    for ((a, b), pair) in targets.zip(pairs) {
+        *a = pair[0];
+        *b = pair[1];
+    }
+    if let Some(&v) = last {
+        first[base_first + n] = v;
+    }
+}
+
+/// Writes phase `pc` of the input `row` padded by `pad_left` zeros (and zeros past its
+/// end) into `dst`: `dst[j]` is padded column `j * stride + pc`.
+#[inline(always)]
+fn split_phase(row: &[f32], pad_left: usize, stride: usize, pc: usize, dst: &mut [f32]) {
+    if stride == 1 {
+        let end = (pad_left + row.len()).min(dst.len());
+        dst[..pad_left].fill(0.0);
+        dst[pad_left..end].copy_from_slice(&row[..end - pad_left]);
+        dst[end..].fill(0.0);
+        return;
+    }
+    match columns::inside(row.len(), dst.len(), pad_left, stride, pc) {
+        None => dst.fill(0.0),
+        Some(Run { lo, hi, first }) => {
+            dst[..lo].fill(0.0);
+            let src = row[first..].iter().step_by(stride);
+            for (d, &v) in dst[lo..hi].iter_mut().zip(src) {
+                *d = v;
+            }
+            dst[hi..].fill(0.0);
         }
-        *o = acc;
     }
 }
 
@@ -327,6 +348,8 @@ mod tests {
             (2, 1, [12, 12], [7, 7], [1, 1], [1, 1], [3, 3, 3, 3]),
             (2, 1, [9, 9], [5, 5], [2, 2], [1, 1], [2, 2, 2, 2]),
             (1, 1, [4, 4], [3, 3], [1, 1], [1, 1], [0, 0, 0, 0]),
+            (1, 1, [70, 66], [3, 3], [2, 2], [1, 1], [1, 1, 1, 1]),
+            (1, 1, [80, 75], [5, 5], [1, 1], [1, 1], [2, 2, 2, 2]),
         ];
         for (channels, multiplier, [h, w], kernel, stride, dilation, pads) in cases {
             let attrs = Conv2d {
@@ -378,11 +401,17 @@ mod tests {
                 y_shape,
             };
             let want = by_definition(&conv, &weights, &bias);
-            let mut paths: Vec<(&str, Path)> =
-                vec![("lines", by_padded_lines), ("runs", by_column_runs)];
-            if stride == [1, 1] {
-                paths.push(("planes", by_padded_planes));
-            }
+            // Whole planes, bands of one and two output rows, and the column runs.
+            let band = band_height(&conv).unwrap();
+            let paths: [(&str, Path); 4] = [
+                ("planes", |c, y| {
+                    by_phase_planes(c, y, band_height(c).unwrap())
+                }),
+                ("bands of 1", |c, y| by_phase_planes(c, y, 1)),
+                ("bands of 2", |c, y| by_phase_planes(c, y, 2)),
+                ("runs", by_column_runs),
+            ];
+            assert_eq!(band >= y_shape[2], h * w < 1000, "small planes go whole");
             for (name, path) in paths {
                 let mut got = vec![f32::NAN; want.len()];
                 path(&conv, &mut got);
