@@ -153,6 +153,8 @@ impl Reduction for Average {
 /// call: the line, and per output column its real taps and taps inside the padding.
 struct Line {
     cells: [f32; MAX_LINE],
+    /// The line split by stride phase, when the stride is above 1.
+    phases: [f32; MAX_LINE],
     len: usize,
     col_counts: [(u32, u32); MAX_LINE],
     ow: usize,
@@ -168,6 +170,7 @@ impl Line {
         }
         Line {
             cells: [0.0; MAX_LINE],
+            phases: [0.0; MAX_LINE],
             len: separable_line(cols, ow),
             col_counts,
             ow,
@@ -197,28 +200,47 @@ impl Line {
                     *m = R::combine(*m, v);
                 }
             }
-            for (ox, (out, &(taps, padded))) in out_row.iter_mut().zip(col_counts).enumerate() {
-                let start = ox * cols.stride;
-                let window = &line[start..start + (cols.kernel - 1) * cols.dilation + 1];
-                let acc = window
-                    .iter()
-                    .step_by(cols.dilation)
-                    .fold(R::INIT, |m, &v| R::combine(m, v));
+            // Output `ox`'s tap `k` reads cell `ox * stride + k * dilation`: in the line
+            // split by stride phase, that is phase `(k * dilation) % stride` at `ox` plus
+            // `(k * dilation) / stride`, so each tap is one contiguous run over the row.
+            let stride = cols.stride;
+            let pitch = self.len.div_ceil(stride);
+            let phases: &[f32] = if stride == 1 {
+                line
+            } else {
+                for (p, phase) in self.phases.chunks_exact_mut(pitch).take(stride).enumerate() {
+                    for (d, &v) in phase.iter_mut().zip(line[p..].iter().step_by(stride)) {
+                        *d = v;
+                    }
+                }
+                &self.phases
+            };
+            out_row.fill(R::INIT);
+            for k in 0..cols.kernel {
+                let shift = k * cols.dilation;
+                let start = (shift % stride) * pitch + shift / stride;
+                for (out, &v) in out_row.iter_mut().zip(&phases[start..start + self.ow]) {
+                    *out = R::combine(*out, v);
+                }
+            }
+            for (out, &(taps, padded)) in out_row.iter_mut().zip(col_counts) {
                 let taps = [row_taps.len(), taps as usize];
-                *out = reduction.finish(acc, taps, [rows_padded, padded as usize]);
+                *out = reduction.finish(*out, taps, [rows_padded, padded as usize]);
             }
         }
     }
 }
 
-/// Length of the [`Line`] needed: every tap of the `ow` windows and every
-/// real cell, in padded coordinates.
+/// Length of the [`Line`] needed: every tap of the `ow` windows and every real cell, in
+/// padded coordinates, rounded up to whole strides so that its phases have equal length.
 fn separable_line(cols: &Axis, ow: usize) -> usize {
     let span = (ow - 1)
         .saturating_mul(cols.stride)
         .saturating_add((cols.kernel - 1).saturating_mul(cols.dilation))
         .saturating_add(1);
     span.max(cols.pad_begin + cols.len)
+        .checked_next_multiple_of(cols.stride)
+        .unwrap_or(usize::MAX)
 }
 
 /// Averages every `H x W` plane of `x` (`[N, C, H, W]`) into `y` (`[N, C, 1, 1]`); an empty
