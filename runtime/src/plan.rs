@@ -1,6 +1,7 @@
 //! The memory plan, computed once per session: every activation tensor and every node's
 //! scratch space gets a range of one f32 arena. Buffers whose lifetimes overlap never
-//! share memory; the others do, placed greedily largest first (as TFLite Micro does).
+//! share memory; the others do, placed greedily largest first (as TFLite Micro does). A
+//! Reshape whose input nobody else reads writes nothing: its output is the same memory.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -22,6 +23,8 @@ pub struct Plan {
     pub tensors: Vec<Option<Range<usize>>>,
     /// Arena range of each node's scratch space (empty when it needs none).
     pub scratch: Vec<Range<usize>>,
+    /// Nodes with nothing to do: Reshapes whose output shares their input's memory.
+    pub skip: Vec<bool>,
     /// Arena length in f32s.
     pub arena_len: usize,
 }
@@ -56,6 +59,34 @@ pub fn plan(graph: &Graph) -> Result<Plan, RunError> {
         }
     }
 
+    // A Reshape of a tensor only it reads (and that the caller neither fills nor reads)
+    // can hand its output the input's memory: the bytes are already in place.
+    let mut alias: Vec<Option<usize>> = vec![None; graph.tensors.len()];
+    let mut readers = vec![0usize; graph.tensors.len()];
+    for node in &graph.nodes {
+        for &t in &node.inputs {
+            readers[t] += 1;
+        }
+    }
+    let mut skip = vec![false; steps];
+    for (step, node) in graph.nodes.iter().enumerate() {
+        let (Op::Reshape, [input], [output]) = (&node.op, &node.inputs[..], &node.outputs[..])
+        else {
+            continue;
+        };
+        let root = alias[*input].unwrap_or(*input);
+        let private = readers[*input] == 1
+            && graph.tensors[*input].constant.is_none()
+            && !graph.inputs.contains(input)
+            && !graph.outputs.contains(input);
+        if let (true, Some((first, _)), Some((_, last))) = (private, live[root], live[*output]) {
+            alias[*output] = Some(root);
+            live[root] = Some((first, last));
+            live[*output] = None;
+            skip[step] = true;
+        }
+    }
+
     let mut buffers = Vec::new();
     let mut owners = Vec::new();
     for (t, span) in live.iter().enumerate() {
@@ -81,6 +112,7 @@ pub fn plan(graph: &Graph) -> Result<Plan, RunError> {
     let mut plan = Plan {
         tensors: vec![None; graph.tensors.len()],
         scratch: vec![0..0; steps],
+        skip,
         arena_len: 0,
     };
     for ((buffer, owner), offset) in buffers.iter().zip(&owners).zip(offsets) {
@@ -89,6 +121,11 @@ pub fn plan(graph: &Graph) -> Result<Plan, RunError> {
         match *owner {
             Owner::Tensor(t) => plan.tensors[t] = Some(range),
             Owner::Scratch(step) => plan.scratch[step] = range,
+        }
+    }
+    for (t, root) in alias.iter().enumerate() {
+        if let Some(root) = *root {
+            plan.tensors[t] = plan.tensors[root].clone();
         }
     }
     Ok(plan)

@@ -181,7 +181,9 @@ impl<'m> Session<'m> {
     /// Runs every node once. Allocates nothing.
     pub fn run(&mut self) {
         for step in 0..self.plan.scratch.len() {
-            self.run_node(step);
+            if !self.plan.skip[step] {
+                self.run_node(step);
+            }
         }
     }
 
@@ -190,7 +192,9 @@ impl<'m> Session<'m> {
     pub fn run_profiled(&mut self, mut on_node: impl FnMut(NodeTiming<'_>)) {
         for step in 0..self.plan.scratch.len() {
             let start = std::time::Instant::now();
-            self.run_node(step);
+            if !self.plan.skip[step] {
+                self.run_node(step);
+            }
             let elapsed = start.elapsed();
             let node = &self.model().graph().nodes[step];
             on_node(NodeTiming {
