@@ -4,7 +4,9 @@
 #   tract (the bench-only crate `benches/`) on the dense ONNX original, run in alternating
 #   rounds with lopper.
 # Models: the PP-OCR text-direction classifier (dense, 90% unstructured, 90% 4x1 blocks)
-# and the ResNet-style ONNX `light` models.
+# and the ResNet-style ONNX `light` models (dense, 90% 4x1 blocks). Pruned variants leave
+# the first layer and the classifier dense, as `lopper prune` does by default; `-all`
+# variants prune those too (`--no-protect`), so that 90% of all weights are zero.
 #
 # Needs the Python venv of scripts/test-all.sh (onnxruntime, onnx, rapidocr-onnxruntime);
 # LOPPER_PYTHON, LOPPER_PPOCR_CLS and LOPPER_ONNX_LIGHT override where things are.
@@ -107,12 +109,14 @@ in=(--input-shape "x=$shape")
 "$lopper" convert "$cls" "${in[@]}" -o "$out/ppocr-cls.lopper" >/dev/null
 "$lopper" prune "$cls" "${in[@]}" --method magnitude --sparsity 0.9 -o "$out/ppocr-cls-90.lopper" >/dev/null
 "$lopper" prune "$cls" "${in[@]}" --method block:4x1 --sparsity 0.9 -o "$out/ppocr-cls-4x1-90.lopper" >/dev/null
-compare "PP-OCR cls" "$cls" "$shape" "$out/ppocr-cls.lopper" "$out/ppocr-cls-90.lopper" "$out/ppocr-cls-4x1-90.lopper"
+"$lopper" prune "$cls" "${in[@]}" --method block:4x1 --sparsity 0.9 --no-protect -o "$out/ppocr-cls-4x1-90-all.lopper" >/dev/null
+compare "PP-OCR cls" "$cls" "$shape" "$out/ppocr-cls.lopper" "$out/ppocr-cls-90.lopper" "$out/ppocr-cls-4x1-90.lopper" "$out/ppocr-cls-4x1-90-all.lopper"
 
 for model in resnet50 squeezenet shufflenet; do
     onnx="$light/light_$model.onnx"
     [ -f "$onnx" ] || continue
     "$lopper" convert "$onnx" -o "$out/$model.lopper" >/dev/null
     "$lopper" prune "$onnx" --method block:4x1 --sparsity 0.9 -o "$out/$model-4x1-90.lopper" >/dev/null
-    compare "$model" "$onnx" "" "$out/$model.lopper" "$out/$model-4x1-90.lopper"
+    "$lopper" prune "$onnx" --method block:4x1 --sparsity 0.9 --no-protect -o "$out/$model-4x1-90-all.lopper" >/dev/null
+    compare "$model" "$onnx" "" "$out/$model.lopper" "$out/$model-4x1-90.lopper" "$out/$model-4x1-90-all.lopper"
 done

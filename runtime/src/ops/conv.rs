@@ -1,8 +1,11 @@
 //! 2-D convolution over NCHW input, lowered to `weight_matmul`: each image and group is
 //! unfolded (im2col) into a `[C / groups * kh * kw, OH * OW]` matrix that the weight
-//! matrix `[O, C / groups * kh * kw]` multiplies. 1x1 kernels with stride 1 multiply the
+//! matrix `[O, C / groups * kh * kw]` multiplies, a band of output rows at a time so that
+//! the unfolded band stays in cache (and the scratch small). 1x1 kernels with stride 1 multiply the
 //! input in place; depthwise convolutions (one input channel per group) run directly,
 //! one multiply-add of a whole output row per kernel tap.
+
+use core::ops::Range;
 
 use crate::graph::{Activation, Conv2d};
 use crate::kernels::columns::{self, Run};
@@ -22,8 +25,24 @@ fn is_depthwise(attrs: &Conv2d, channels: usize) -> bool {
     channels == attrs.groups
 }
 
-/// Scratch elements `conv2d` needs: one group's im2col matrix, or 0 when the input is used
-/// in place. Shapes are the verified NCHW input and output; `None` on overflow.
+/// Unfolded elements one band aims at (512 KiB, half this machine class's L2): the band
+/// is written once and read by every block of weight rows, so it should stay in cache.
+const BAND_ELEMENTS: usize = 1 << 17;
+
+/// Output positions a band holds at least: every band packs the weights again, which
+/// costs more than the cache saves on narrower bands.
+const MIN_BAND_OUTPUTS: usize = 256;
+
+/// Output rows per im2col band for `cols` unfolded rows: at least one, at most all.
+fn band_rows(cols: usize, [out_height, out_width]: [usize; 2]) -> usize {
+    let fit = BAND_ELEMENTS / cols.saturating_mul(out_width).max(1);
+    let wide_enough = MIN_BAND_OUTPUTS.div_ceil(out_width.max(1));
+    fit.max(wide_enough).clamp(1, out_height.max(1))
+}
+
+/// Scratch elements `conv2d` needs: one band of one group's im2col matrix, plus the band's
+/// output when the image takes several bands; 0 when the input is used in place. Shapes
+/// are the verified NCHW input and output; `None` on overflow.
 pub fn conv2d_scratch_len(
     attrs: &Conv2d,
     x_shape: [usize; 4],
@@ -33,11 +52,18 @@ pub fn conv2d_scratch_len(
     if !needs_im2col(attrs, kernel) || depthwise_applies(attrs, x_shape[1], kernel) {
         return Some(0);
     }
-    [kernel[0], kernel[1], y_shape[2], y_shape[3]]
-        .iter()
-        .try_fold(x_shape[1] / attrs.groups.max(1), |acc, &d| {
-            acc.checked_mul(d)
-        })
+    let groups = attrs.groups.max(1);
+    let cols = (x_shape[1] / groups)
+        .checked_mul(kernel[0])?
+        .checked_mul(kernel[1])?;
+    let rows = band_rows(cols, [y_shape[2], y_shape[3]]);
+    let n = rows.checked_mul(y_shape[3])?;
+    let output = if rows < y_shape[2] {
+        y_shape[1] / groups
+    } else {
+        0
+    };
+    cols.checked_add(output)?.checked_mul(n)
 }
 
 /// Convolution of `x` (`x_shape = [N, C, H, W]`) with the weight matrix `w`
@@ -83,41 +109,52 @@ pub fn conv2d(
         depthwise(&conv, y);
         return;
     }
-    let columns_len = if needs_im2col(attrs, kernel) {
-        w.cols * spatial
-    } else {
-        0
-    };
-    let columns = &mut scratch[..columns_len];
+    if !needs_im2col(attrs, kernel) {
+        for image in 0..batch {
+            for g in 0..groups {
+                let input_start = (image * groups + g) * group_input_len;
+                let output_start = (image * groups + g) * group_output_len;
+                weight_matmul_parallel(
+                    par,
+                    w,
+                    g * group_outputs..(g + 1) * group_outputs,
+                    &x[input_start..input_start + group_input_len],
+                    spatial,
+                    bias,
+                    act,
+                    &mut y[output_start..output_start + group_output_len],
+                );
+            }
+        }
+        return;
+    }
 
+    let rows_per_band = band_rows(w.cols, [out_height, out_width]);
+    let (columns, band_out) = scratch.split_at_mut(w.cols * rows_per_band * out_width);
     for image in 0..batch {
         for g in 0..groups {
             let input_start = (image * groups + g) * group_input_len;
             let x_group = &x[input_start..input_start + group_input_len];
-            let matrix: &[f32] = if columns_len == 0 {
-                x_group
-            } else {
-                im2col(
-                    attrs,
-                    x_group,
-                    [group_channels, height, width],
-                    kernel,
-                    [out_height, out_width],
-                    columns,
-                );
-                columns
-            };
             let output_start = (image * groups + g) * group_output_len;
-            weight_matmul_parallel(
-                par,
-                w,
-                g * group_outputs..(g + 1) * group_outputs,
-                matrix,
-                spatial,
-                bias,
-                act,
-                &mut y[output_start..output_start + group_output_len],
-            );
+            let y_group = &mut y[output_start..output_start + group_output_len];
+            for oy0 in (0..out_height).step_by(rows_per_band) {
+                let band = oy0..(oy0 + rows_per_band).min(out_height);
+                let n = band.len() * out_width;
+                let columns = &mut columns[..w.cols * n];
+                let shape = [group_channels, height, width];
+                im2col(attrs, x_group, shape, kernel, out_width, band, columns);
+                let rows = g * group_outputs..(g + 1) * group_outputs;
+                if rows_per_band >= out_height {
+                    weight_matmul_parallel(par, w, rows, columns, n, bias, act, y_group);
+                    continue;
+                }
+                let band_out = &mut band_out[..group_outputs * n];
+                weight_matmul_parallel(par, w, rows, columns, n, bias, act, band_out);
+                for (o, out) in band_out.chunks_exact(n).enumerate() {
+                    let start = o * spatial + oy0 * out_width;
+                    y_group[start..start + n].copy_from_slice(out);
+                }
+            }
         }
     }
 }
@@ -127,30 +164,31 @@ fn depthwise_applies(attrs: &Conv2d, channels: usize, kernel: [usize; 2]) -> boo
     is_depthwise(attrs, channels) && kernel[0] * kernel[1] <= MAX_DEPTHWISE_TAPS
 }
 
-/// Unfolds one group's input `[c, h, w]` into `columns`, row `(ci * kh + ki) * kw + kj`
-/// holding, for every output position, the input under kernel tap `(ki, kj)` of channel
-/// `ci` (0 in the padding).
+/// Unfolds output rows `band` of one group's input `[c, h, w]` into `columns`, row
+/// `(ci * kh + ki) * kw + kj` holding, for every output position of the band, the input
+/// under kernel tap `(ki, kj)` of channel `ci` (0 in the padding).
 fn im2col(
     attrs: &Conv2d,
     x: &[f32],
     [channels, height, width]: [usize; 3],
     [kernel_h, kernel_w]: [usize; 2],
-    [out_height, out_width]: [usize; 2],
+    out_width: usize,
+    band: Range<usize>,
     columns: &mut [f32],
 ) {
     let [stride_h, stride_w] = attrs.stride;
     let [dilation_h, dilation_w] = attrs.dilation;
     let [pad_top, pad_left, _, _] = attrs.pads;
-    let spatial = out_height * out_width;
+    let n = band.len() * out_width;
     for c in 0..channels {
         let plane = &x[c * height * width..(c + 1) * height * width];
         for ki in 0..kernel_h {
             for kj in 0..kernel_w {
                 let row = (c * kernel_h + ki) * kernel_w + kj;
-                let out_row = &mut columns[row * spatial..(row + 1) * spatial];
+                let out_row = &mut columns[row * n..(row + 1) * n];
                 // Output columns inside the line; the rest is padding.
                 let run = columns::inside(width, out_width, pad_left, stride_w, kj * dilation_w);
-                for (oy, out_line) in out_row.chunks_exact_mut(out_width).enumerate() {
+                for (oy, out_line) in band.clone().zip(out_row.chunks_exact_mut(out_width)) {
                     let iy = (oy * stride_h + ki * dilation_h)
                         .checked_sub(pad_top)
                         .filter(|&iy| iy < height);
@@ -309,6 +347,16 @@ mod tests {
             conv2d_scratch_len(&grouped, [1, 8, 5, 5], [3, 3], [1, 4, 3, 3]),
             Some(4 * 9 * 9)
         );
+        // 576 unfolded rows of 45 outputs: bands of 6 output rows plus their outputs.
+        let padded = Conv2d {
+            pads: [1; 4],
+            ..Conv2d::default()
+        };
+        assert_eq!(band_rows(576, [12, 45]), 6);
+        assert_eq!(
+            conv2d_scratch_len(&padded, [1, 64, 12, 45], [3, 3], [1, 4, 12, 45]),
+            Some((576 + 4) * 6 * 45)
+        );
         let depthwise = Conv2d {
             groups: 8,
             pads: [1; 4],
@@ -422,6 +470,10 @@ mod tests {
             // Depthwise with a channel multiplier of 2, and a padded 5x5 one.
             case([3, 6, 3], [7, 6], [3, 3], [2, 1], [1, 1], [1, 1, 1, 1]),
             case([2, 2, 2], [6, 9], [5, 5], [1, 1], [1, 1], [2, 2, 2, 2]),
+            // Images unfolded in bands of 6 output rows (576 x 45 elements per row, at least
+            // 256 outputs): 6, 6, 2.
+            case([128, 4, 2], [14, 45], [3, 3], [1, 1], [1, 1], [1, 1, 1, 1]),
+            case([64, 3, 1], [24, 90], [3, 3], [2, 2], [1, 1], [1, 1, 1, 1]),
         ];
         let mut rng = SmallRng::seed_from_u64(42);
         let act = Activation::LeakyRelu { alpha: 0.1 };
