@@ -811,7 +811,9 @@ fn demo_and_help_work() {
         assert!(help.ok().contains(cmd), "{}", help.stdout);
     }
     // The demo itself runs in train_cli.rs, into a temporary folder.
-    assert!(lopper(["demo", "--help"]).ok().contains("--fine-tune-epochs"));
+    assert!(lopper(["demo", "--help"])
+        .ok()
+        .contains("--fine-tune-epochs"));
     // A misspelt subcommand is clap's usage error (exit code 2), not a panic.
     let run = lopper(["convret"]);
     assert_eq!(run.code, Some(2), "{}", run.stderr);
