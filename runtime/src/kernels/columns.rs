@@ -1,5 +1,5 @@
-//! Which output columns of a sliding window read inside the input row, for the
-//! convolution kernels that walk rows directly (im2col, depthwise).
+//! Which output columns of a sliding window read inside the input row, and the gather of
+//! those columns, for the convolution kernels that walk rows directly (im2col, depthwise).
 
 /// The output columns `lo..hi` whose tap at offset `shift` (kernel column times dilation)
 /// reads a real input column, and `first`, the input column of output `lo`: output `ox`
@@ -35,6 +35,26 @@ pub fn inside(
     })
 }
 
+/// Writes the outputs of one kernel column: `out[ox]` is the input under it for the
+/// columns of `run` (`line[first + (ox - lo) * stride]`) and 0 in the padding.
+#[inline(always)]
+pub fn gather(line: &[f32], run: Option<Run>, stride: usize, out: &mut [f32]) {
+    let Some(Run { lo, hi, first }) = run else {
+        out.fill(0.0);
+        return;
+    };
+    out[..lo].fill(0.0);
+    out[hi..].fill(0.0);
+    let inside = &mut out[lo..hi];
+    if stride == 1 {
+        inside.copy_from_slice(&line[first..first + inside.len()]);
+    } else {
+        for (o, &v) in inside.iter_mut().zip(line[first..].iter().step_by(stride)) {
+            *o = v;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,6 +74,16 @@ mod tests {
                             })
                             .collect();
                         let run = inside(width, out_width, pad, stride, shift);
+                        let line: alloc::vec::Vec<f32> = (1..=width).map(|v| v as f32).collect();
+                        let mut out = alloc::vec![f32::NAN; out_width];
+                        gather(&line, run, stride, &mut out);
+                        for (ox, &o) in out.iter().enumerate() {
+                            let want = (ox * stride + shift)
+                                .checked_sub(pad)
+                                .and_then(|ix| line.get(ix))
+                                .map_or(0.0, |&v| v);
+                            assert_eq!(o, want, "{width} {pad} {stride} {shift} at {ox}");
+                        }
                         match run {
                             None => assert!(inside_cols.is_empty()),
                             Some(r) => {

@@ -1,14 +1,14 @@
 //! 2-D convolution over NCHW input, lowered to `weight_matmul`: each image and group is
 //! unfolded (im2col) into a `[C / groups * kh * kw, OH * OW]` matrix that the weight
 //! matrix `[O, C / groups * kh * kw]` multiplies, a band of output rows at a time so that
-//! the unfolded band stays in cache (and the scratch small). 1x1 kernels with stride 1 multiply the
-//! input in place; depthwise convolutions (one input channel per group) run directly,
-//! one multiply-add of a whole output row per kernel tap.
+//! the unfolded band stays in cache (and the scratch small). 1x1 kernels with stride 1
+//! multiply the input in place; depthwise convolutions (one input channel per group) run
+//! in their own kernel family, `kernels::depthwise`.
 
 use core::ops::Range;
 
 use crate::graph::{Activation, Conv2d};
-use crate::kernels::columns::{self, Run};
+use crate::kernels::columns;
 use crate::kernels::depthwise::{depthwise, Depthwise, MAX_DEPTHWISE_TAPS};
 use crate::kernels::parallel::Parallel;
 use crate::kernels::weight_matmul::weight_matmul_parallel;
@@ -192,22 +192,8 @@ fn im2col(
                     let iy = (oy * stride_h + ki * dilation_h)
                         .checked_sub(pad_top)
                         .filter(|&iy| iy < height);
-                    let (Some(iy), Some(Run { lo, hi, first })) = (iy, run) else {
-                        out_line.fill(0.0);
-                        continue;
-                    };
-                    let line = &plane[iy * width..(iy + 1) * width];
-                    out_line[..lo].fill(0.0);
-                    out_line[hi..].fill(0.0);
-                    let inside = &mut out_line[lo..hi];
-                    if stride_w == 1 {
-                        inside.copy_from_slice(&line[first..first + inside.len()]);
-                    } else {
-                        let src = line[first..].iter().step_by(stride_w);
-                        for (out, &v) in inside.iter_mut().zip(src) {
-                            *out = v;
-                        }
-                    }
+                    let line = iy.map_or(&[][..], |iy| &plane[iy * width..(iy + 1) * width]);
+                    columns::gather(line, iy.and(run), stride_w, out_line);
                 }
             }
         }

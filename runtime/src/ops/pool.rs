@@ -13,38 +13,44 @@ use crate::graph::{Pool2d, PoolKind};
 /// padded input (cells past the end padding, reached through `ceil_mode`, never count);
 /// a window with nothing to divide by yields 0.
 pub fn pool2d(p: &Pool2d, x: &[f32], x_shape: [usize; 4], y: &mut [f32], y_shape: [usize; 4]) {
-    let [n, c, h, w] = x_shape;
-    let [_, _, oh, ow] = y_shape;
+    match p.kind {
+        PoolKind::Max => pool_planes(p, x, x_shape, y, y_shape, Max),
+        PoolKind::Average => {
+            let average = Average {
+                count_include_pad: p.count_include_pad,
+            };
+            pool_planes(p, x, x_shape, y, y_shape, average);
+        }
+    }
+}
+
+/// [`pool2d`] with the reduction chosen: separable through a [`Line`] when the padded row
+/// fits it, window by window otherwise.
+fn pool_planes<R: Reduction>(
+    p: &Pool2d,
+    x: &[f32],
+    [n, c, h, w]: [usize; 4],
+    y: &mut [f32],
+    [_, _, oh, ow]: [usize; 4],
+    reduction: R,
+) {
     let (rows, cols) = axes(p, h, w);
     let (plane_in, plane_out) = (h * w, oh * ow);
     if plane_out == 0 {
         return;
     }
-    if plane_in == 0 {
-        // Every window lies in the padding.
-        for yp in y.chunks_exact_mut(plane_out).take(n * c) {
-            direct_plane(p, &[], w, &rows, &cols, yp, ow);
-        }
-        return;
-    }
-    let planes = x.chunks_exact(plane_in).zip(y.chunks_exact_mut(plane_out));
-    if separable_line(&cols, ow) > MAX_LINE {
-        for (xp, yp) in planes.take(n * c) {
-            direct_plane(p, xp, w, &rows, &cols, yp, ow);
+    let planes = y.chunks_exact_mut(plane_out).take(n * c).enumerate();
+    if plane_in == 0 || separable_line(&cols, ow) > MAX_LINE {
+        for (plane, yp) in planes {
+            let xp = &x[plane * plane_in..(plane + 1) * plane_in];
+            direct_plane(xp, &rows, &cols, yp, ow, reduction);
         }
         return;
     }
     let mut line = Line::new(&cols, ow);
-    for (xp, yp) in planes.take(n * c) {
-        match p.kind {
-            PoolKind::Max => line.pool(xp, &rows, &cols, yp, Max),
-            PoolKind::Average => {
-                let average = Average {
-                    count_include_pad: p.count_include_pad,
-                };
-                line.pool(xp, &rows, &cols, yp, average);
-            }
-        }
+    for (plane, yp) in planes {
+        let xp = &x[plane * plane_in..(plane + 1) * plane_in];
+        line.pool(xp, &rows, &cols, yp, reduction);
     }
 }
 
@@ -61,36 +67,29 @@ fn axes(p: &Pool2d, h: usize, w: usize) -> (Axis, Axis) {
     (axis(0, h), axis(1, w))
 }
 
-/// Pools one plane window by window: the fallback for rows longer than [`MAX_LINE`].
-fn direct_plane(
-    p: &Pool2d,
+/// Pools one plane window by window: the fallback for rows longer than [`MAX_LINE`] (and
+/// empty inputs, where every window lies in the padding).
+fn direct_plane<R: Reduction>(
     xp: &[f32],
-    w: usize,
     rows: &Axis,
     cols: &Axis,
     yp: &mut [f32],
     ow: usize,
+    reduction: R,
 ) {
     for (oy, out_row) in yp.chunks_exact_mut(ow).enumerate() {
         let (row_taps, rows_padded) = rows.taps(oy);
         for (ox, out) in out_row.iter_mut().enumerate() {
             let (col_taps, cols_padded) = cols.taps(ox);
-            let count = if p.count_include_pad {
-                rows_padded * cols_padded
-            } else {
-                row_taps.len() * col_taps.len()
-            };
+            let taps = [row_taps.len(), col_taps.len()];
             let window = Window {
                 x: xp,
-                width: w,
+                width: cols.len,
                 rows: (rows, oy, row_taps.clone()),
                 cols: (cols, ox, col_taps),
             };
-            *out = match p.kind {
-                PoolKind::Max => window.fold(f32::MIN, f32::max),
-                PoolKind::Average if count == 0 => 0.0,
-                PoolKind::Average => window.fold(0.0, |a, b| a + b) / count as f32,
-            };
+            let acc = window.fold(R::INIT, R::combine);
+            *out = reduction.finish(acc, taps, [rows_padded, cols_padded]);
         }
     }
 }
@@ -211,28 +210,11 @@ impl Line {
             // split by stride phase, that is phase `(k * dilation) % stride` at `ox` plus
             // `(k * dilation) / stride`, so each tap is one contiguous run over the row.
             let stride = cols.stride;
-            let pitch = self.len.div_ceil(stride);
+            let pitch = self.len / stride;
             let phases: &[f32] = if stride == 1 {
                 line
             } else {
-                let (even, rest) = self.phases.split_at_mut(pitch);
-                if stride == 2 {
-                    for ((e, o), pair) in even
-                        .iter_mut()
-                        .zip(rest.iter_mut())
-                        .zip(line.chunks_exact(2))
-                    {
-                        *e = pair[0];
-                        *o = pair[1];
-                    }
-                } else {
-                    let phases = core::iter::once(even).chain(rest.chunks_exact_mut(pitch));
-                    for (p, phase) in phases.take(stride).enumerate() {
-                        for (d, &v) in phase.iter_mut().zip(line[p..].iter().step_by(stride)) {
-                            *d = v;
-                        }
-                    }
-                }
+                split_by_phase(line, stride, &mut self.phases);
                 &self.phases
             };
             out_row.fill(R::INIT);
@@ -247,6 +229,25 @@ impl Line {
                 let taps = [row_taps.len(), taps as usize];
                 *out = reduction.finish(*out, taps, [rows_padded, padded as usize]);
             }
+        }
+    }
+}
+
+/// Writes phase `p` of `line` (cells `p, p + stride, ...`) to `phases[p * pitch..]`, with
+/// `pitch = line.len() / stride`; `line.len()` is a multiple of `stride`.
+fn split_by_phase(line: &[f32], stride: usize, phases: &mut [f32]) {
+    let pitch = line.len() / stride;
+    if stride == 2 {
+        let (even, odd) = phases[..2 * pitch].split_at_mut(pitch);
+        for ((e, o), pair) in even.iter_mut().zip(odd).zip(line.chunks_exact(2)) {
+            *e = pair[0];
+            *o = pair[1];
+        }
+        return;
+    }
+    for (p, phase) in phases.chunks_exact_mut(pitch).take(stride).enumerate() {
+        for (d, &v) in phase.iter_mut().zip(line[p..].iter().step_by(stride)) {
+            *d = v;
         }
     }
 }
@@ -634,7 +635,13 @@ mod tests {
                     let (oh, ow, separable) = run(&p, &x, 7, 9);
                     let (rows, cols) = axes(&p, 7, 9);
                     let mut direct = vec![f32::NAN; oh * ow];
-                    direct_plane(&p, &x, 9, &rows, &cols, &mut direct, ow);
+                    match kind {
+                        PoolKind::Max => direct_plane(&x, &rows, &cols, &mut direct, ow, Max),
+                        PoolKind::Average => {
+                            let average = Average { count_include_pad };
+                            direct_plane(&x, &rows, &cols, &mut direct, ow, average);
+                        }
+                    }
                     close(&separable, &direct);
                 }
             }

@@ -115,22 +115,25 @@ fn by_phase_planes(conv: &Depthwise, y: &mut [f32], band: usize) {
                     .checked_sub(pad_top)
                     .filter(|&iy| iy < height)
                     .map(|iy| &job.input[iy * width..(iy + 1) * width]);
+                // Row `r / sh` of the phase planes `(r % sh, 0..sw)`, `phase_len` apart.
                 let start = (r % sh) * sw * phase_len + (r / sh) * pitch;
-                let phase_rows = phases[start..].chunks_mut(phase_len).take(sw);
-                let mut dst = phase_rows.map(|p| &mut p[..pitch]);
+                let block = &mut phases[start..start + (sw - 1) * phase_len + pitch];
                 match (input_row, sw) {
                     (Some(row), 2) => {
-                        let (Some(even), Some(odd)) = (dst.next(), dst.next()) else {
-                            unreachable!("two phases");
-                        };
-                        split_two(row, pad_left, even, odd);
+                        let (even, odd) = block.split_at_mut(phase_len);
+                        split_two(row, pad_left, &mut even[..pitch], odd);
                     }
                     (Some(row), _) => {
-                        for (pc, d) in dst.enumerate() {
-                            split_phase(row, pad_left, sw, pc, d);
+                        for pc in 0..sw {
+                            let dst = &mut block[pc * phase_len..pc * phase_len + pitch];
+                            split_phase(row, pad_left, sw, pc, dst);
                         }
                     }
-                    (None, _) => dst.for_each(|d| d.fill(0.0)),
+                    (None, _) => {
+                        for pc in 0..sw {
+                            block[pc * phase_len..pc * phase_len + pitch].fill(0.0);
+                        }
+                    }
                 }
             }
             let len = (rows - 1) * pitch + out_width;
@@ -213,24 +216,8 @@ fn split_two(row: &[f32], pad_left: usize, even: &mut [f32], odd: &mut [f32]) {
 /// end) into `dst`: `dst[j]` is padded column `j * stride + pc`.
 #[inline(always)]
 fn split_phase(row: &[f32], pad_left: usize, stride: usize, pc: usize, dst: &mut [f32]) {
-    if stride == 1 {
-        let end = (pad_left + row.len()).min(dst.len());
-        dst[..pad_left].fill(0.0);
-        dst[pad_left..end].copy_from_slice(&row[..end - pad_left]);
-        dst[end..].fill(0.0);
-        return;
-    }
-    match columns::inside(row.len(), dst.len(), pad_left, stride, pc) {
-        None => dst.fill(0.0),
-        Some(Run { lo, hi, first }) => {
-            dst[..lo].fill(0.0);
-            let src = row[first..].iter().step_by(stride);
-            for (d, &v) in dst[lo..hi].iter_mut().zip(src) {
-                *d = v;
-            }
-            dst[hi..].fill(0.0);
-        }
-    }
+    let run = columns::inside(row.len(), dst.len(), pad_left, stride, pc);
+    columns::gather(row, run, stride, dst);
 }
 
 /// For each output row and kernel tap, the output positions whose input lies inside the
