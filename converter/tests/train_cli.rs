@@ -261,6 +261,31 @@ fn the_demo_writes_its_models_and_report() {
     assert!(number(&bench, &["p50_ms"]) <= number(&bench, &["max_ms"]));
     let text = lopper(["bench", sparse.to_str().unwrap(), "--iters", "3"]);
     assert!(text.ok().contains("p50 ms"), "{}", text.stdout);
+    // --profile: one entry per node in execution order, each with its op and a median.
+    let args = [
+        "bench",
+        sparse.to_str().unwrap(),
+        "--iters",
+        "3",
+        "--profile",
+    ];
+    let profiled = json(lopper(args.into_iter().chain(["--json"])).ok());
+    let nodes = profiled["profile"].as_array().expect("a profile array");
+    let ops: Vec<&str> = nodes.iter().filter_map(|n| n["op"].as_str()).collect();
+    assert!(
+        ops.contains(&"Conv2d") && ops.contains(&"MaxPool"),
+        "{ops:?}"
+    );
+    for (i, node) in nodes.iter().enumerate() {
+        assert_eq!(number(node, &["index"]), i as f64);
+        assert!(number(node, &["p50_ms"]) >= 0.0);
+    }
+    let text = lopper(args.into_iter().chain(["2"]));
+    let table = text.ok();
+    assert!(
+        table.contains("profile of the first model") && table.contains("Conv2d"),
+        "{table}"
+    );
     let missing = dir.join("missing.lopper");
     let err = lopper(["bench", missing.to_str().unwrap()])
         .fails()
