@@ -50,6 +50,8 @@ export LOPPER_ONNX_LIGHT="$site/onnx/backend/test/data/light"
 export LOPPER_PPOCR_CLS="$site/rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx"
 
 HOST_CARGO="cargo"
+# A one-off build gains nothing from incremental caches, which would take another GB of disk.
+export CARGO_INCREMENTAL=0
 DEB=(env RUSTC=/usr/bin/rustc /usr/bin/cargo)
 
 # --- host checks ---------------------------------------------------------------------------
