@@ -49,26 +49,63 @@ fn softplus(x: f32) -> f32 {
 
 /// Applies `act` to every value in place; used for `Op::Unary` and for fused activations
 /// of kernels that have no epilogue of their own.
-///
-/// The common piecewise-linear activations get loops of their own, where `apply_one`
-/// inlines with its `match` resolved and the loop vectorises.
 pub fn apply(act: Activation, data: &mut [f32]) {
-    use Activation as A;
-    fn each(data: &mut [f32], f: impl Fn(f32) -> f32) {
-        for v in data {
+    if act != Activation::None {
+        map_each(act, InPlace(data));
+    }
+}
+
+/// Writes `act(src[i])` to `dst[i]`: [`apply`] fused with a copy, for kernels that finish
+/// their sums in a scratch buffer. Inlined, so that it vectorises for the caller's
+/// instruction set.
+#[inline(always)]
+pub fn apply_from(act: Activation, src: &[f32], dst: &mut [f32]) {
+    map_each(act, Copied { src, dst });
+}
+
+/// A loop mapping a function over values, in place or from one slice to another.
+trait Map {
+    fn map(self, f: impl Fn(f32) -> f32);
+}
+
+struct InPlace<'a>(&'a mut [f32]);
+
+impl Map for InPlace<'_> {
+    #[inline(always)]
+    fn map(self, f: impl Fn(f32) -> f32) {
+        for v in self.0 {
             *v = f(*v);
         }
     }
-    match act {
-        A::None => {}
-        A::Relu => each(data, |x| apply_one(A::Relu, x)),
-        A::Clip { min, max } => each(data, |x| apply_one(A::Clip { min, max }, x)),
-        A::HardSigmoid { alpha, beta } => {
-            each(data, |x| apply_one(A::HardSigmoid { alpha, beta }, x))
+}
+
+struct Copied<'a> {
+    src: &'a [f32],
+    dst: &'a mut [f32],
+}
+
+impl Map for Copied<'_> {
+    #[inline(always)]
+    fn map(self, f: impl Fn(f32) -> f32) {
+        for (d, &s) in self.dst.iter_mut().zip(self.src) {
+            *d = f(s);
         }
-        A::HardSwish => each(data, |x| apply_one(A::HardSwish, x)),
-        A::LeakyRelu { alpha } => each(data, |x| apply_one(A::LeakyRelu { alpha }, x)),
-        other => each(data, |x| apply_one(other, x)),
+    }
+}
+
+/// Runs `m` with `act`: the common piecewise-linear activations get loops of their own,
+/// where `apply_one` inlines with its `match` resolved and the loop vectorises.
+#[inline(always)]
+fn map_each(act: Activation, m: impl Map) {
+    use Activation as A;
+    match act {
+        A::None => m.map(|x| x),
+        A::Relu => m.map(|x| apply_one(A::Relu, x)),
+        A::Clip { min, max } => m.map(|x| apply_one(A::Clip { min, max }, x)),
+        A::HardSigmoid { alpha, beta } => m.map(|x| apply_one(A::HardSigmoid { alpha, beta }, x)),
+        A::HardSwish => m.map(|x| apply_one(A::HardSwish, x)),
+        A::LeakyRelu { alpha } => m.map(|x| apply_one(A::LeakyRelu { alpha }, x)),
+        other => m.map(|x| apply_one(other, x)),
     }
 }
 
@@ -94,9 +131,17 @@ mod tests {
         );
     }
 
+    /// Checks `apply_one`, and the slice loops `apply` and `apply_from`, on hand values.
     fn check(act: Activation, cases: &[(f32, f32)]) {
-        for &(x, want) in cases {
+        let xs: alloc::vec::Vec<f32> = cases.iter().map(|&(x, _)| x).collect();
+        let mut in_place = xs.clone();
+        apply(act, &mut in_place);
+        let mut copied = alloc::vec![f32::NAN; xs.len()];
+        apply_from(act, &xs, &mut copied);
+        for (i, &(x, want)) in cases.iter().enumerate() {
             close(apply_one(act, x), want);
+            close(in_place[i], want);
+            close(copied[i], want);
         }
     }
 

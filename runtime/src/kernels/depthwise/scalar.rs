@@ -60,7 +60,7 @@ struct PlaneJob<'a> {
 }
 
 /// Calls `f` for every output plane of `conv` in turn (output channel `o` reads input
-/// channel `o / (O / C)`), then applies the fused activation to that plane.
+/// channel `o / (O / C)`); `f` applies the fused activation.
 #[inline(always)]
 fn for_each_plane(conv: &Depthwise, y: &mut [f32], mut f: impl FnMut(PlaneJob<'_>)) {
     let [batch, channels, height, width] = conv.x_shape;
@@ -79,9 +79,8 @@ fn for_each_plane(conv: &Depthwise, y: &mut [f32], mut f: impl FnMut(PlaneJob<'_
                 o,
                 taps: &taps,
                 input: &conv.x[c * plane_len..(c + 1) * plane_len],
-                output: &mut *output,
+                output,
             });
-            activation::apply(conv.act, output);
         }
     }
 }
@@ -113,21 +112,30 @@ fn by_phase_planes(conv: &Depthwise, y: &mut [f32], band: usize) {
             reads[ki * kernel_w + kj] = ((r % sh) * sw + c % sw, (r / sh) * pitch + c / sw);
         }
     }
+    // With stride 1 along the rows, which padded columns hold input is the same for every
+    // row: work it out once.
+    let whole_row = columns::inside(width, pitch, pad_left, 1, 0);
     for_each_plane(conv, y, |job| {
         for oy0 in (0..out_height).step_by(band) {
             let rows = band.min(out_height - oy0);
             // Padded rows the band reads, from padded row `oy0 * sh` on.
             let padded_rows = (rows - 1) * sh + (kernel_h - 1) * dh + 1;
             let phase_len = padded_rows.div_ceil(sh) * pitch;
+            // Padded row `r` is row `phase_row = r / sh` of the phase planes `(r % sh, 0..sw)`.
+            let (mut phase, mut phase_row) = (0, 0);
             for r in 0..padded_rows {
                 let input_row = (oy0 * sh + r)
                     .checked_sub(pad_top)
                     .filter(|&iy| iy < height)
                     .map(|iy| &job.input[iy * width..(iy + 1) * width]);
-                // Row `r / sh` of the phase planes `(r % sh, 0..sw)`, `phase_len` apart.
-                let start = (r % sh) * sw * phase_len + (r / sh) * pitch;
+                let start = phase * sw * phase_len + phase_row * pitch;
+                phase += 1;
+                if phase == sh {
+                    (phase, phase_row) = (0, phase_row + 1);
+                }
                 let block = &mut phases[start..start + (sw - 1) * phase_len + pitch];
                 match (input_row, sw) {
+                    (Some(row), 1) => columns::gather(row, whole_row, 1, block),
                     (Some(row), 2) => {
                         let (even, odd) = block.split_at_mut(phase_len);
                         split_two(row, pad_left, &mut even[..pitch], odd);
@@ -158,7 +166,7 @@ fn by_phase_planes(conv: &Depthwise, y: &mut [f32], band: usize) {
             accumulate(&mut wide[..len], &phases, &live[..count], bias);
             let band_out = &mut job.output[oy0 * out_width..(oy0 + rows) * out_width];
             for (b, out_row) in band_out.chunks_exact_mut(out_width).enumerate() {
-                out_row.copy_from_slice(&wide[b * pitch..b * pitch + out_width]);
+                activation::apply_from(conv.act, &wide[b * pitch..][..out_width], out_row);
             }
         }
     });
@@ -279,6 +287,7 @@ fn by_column_runs(conv: &Depthwise, y: &mut [f32]) {
                 }
             }
         }
+        activation::apply(conv.act, job.output);
     });
 }
 
