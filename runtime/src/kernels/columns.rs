@@ -49,8 +49,16 @@ pub fn gather(line: &[f32], run: Option<Run>, stride: usize, out: &mut [f32]) {
     if stride == 1 {
         inside.copy_from_slice(&line[first..first + inside.len()]);
     } else {
-        for (o, &v) in inside.iter_mut().zip(line[first..].iter().step_by(stride)) {
-            *o = v;
+        // Whole chunks of `stride` while the line has them (the compiler turns `chunk[0]`
+        // into vector loads and shuffles), then the last few one by one.
+        let src = &line[first..];
+        let whole = inside.len().min(src.len() / stride);
+        let (head, tail) = inside.split_at_mut(whole);
+        for (o, chunk) in head.iter_mut().zip(src.chunks_exact(stride)) {
+            *o = chunk[0];
+        }
+        for (i, o) in tail.iter_mut().enumerate() {
+            *o = src[(whole + i) * stride];
         }
     }
 }
