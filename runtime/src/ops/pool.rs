@@ -106,6 +106,10 @@ trait Reduction: Copy {
     /// The output of a window folded to `acc`, whose real taps per axis are `taps` and
     /// whose taps inside the padded input are `padded`.
     fn finish(self, acc: f32, taps: [usize; 2], padded: [usize; 2]) -> f32;
+    /// [`finish`](Self::finish) for a whole output row folded into `out`, in one loop that
+    /// vectorises: the row's window has `row = (taps, padded)`, output `ox`'s columns
+    /// `cols.taps[ox]` and `cols.padded[ox]`.
+    fn finish_row(self, out: &mut [f32], row: [usize; 2], cols: &ColumnCounts);
 }
 
 #[derive(Clone, Copy)]
@@ -126,6 +130,7 @@ impl Reduction for Max {
     fn finish(self, acc: f32, _: [usize; 2], _: [usize; 2]) -> f32 {
         acc
     }
+    fn finish_row(self, _: &mut [f32], _: [usize; 2], _: &ColumnCounts) {}
 }
 
 #[derive(Clone, Copy)]
@@ -150,6 +155,26 @@ impl Reduction for Average {
             acc / count as f32
         }
     }
+    fn finish_row(self, out: &mut [f32], [row_taps, row_padded]: [usize; 2], cols: &ColumnCounts) {
+        // Counts are small integers, exact in f32 (as are their products): the same
+        // divisor, and so the same result, as `finish`.
+        let (row, cols) = if self.count_include_pad {
+            (row_padded as f32, &cols.padded)
+        } else {
+            (row_taps as f32, &cols.taps)
+        };
+        for (o, &c) in out.iter_mut().zip(cols) {
+            let count = row * c;
+            *o = if count > 0.0 { *o / count } else { 0.0 };
+        }
+    }
+}
+
+/// Per output column of a [`Line`]: its window's real taps and its taps inside the padded
+/// input, as floats for [`Reduction::finish_row`].
+struct ColumnCounts {
+    taps: [f32; MAX_LINE],
+    padded: [f32; MAX_LINE],
 }
 
 /// Separable pooling: each output row folds the window's rows for every input column
@@ -162,17 +187,21 @@ struct Line {
     /// The line split by stride phase, when the stride is above 1.
     phases: [f32; MAX_LINE],
     len: usize,
-    col_counts: [(u32, u32); MAX_LINE],
+    col_counts: ColumnCounts,
     ow: usize,
 }
 
 impl Line {
     /// The line for `ow` outputs along `cols`; [`separable_line`] must fit in [`MAX_LINE`].
     fn new(cols: &Axis, ow: usize) -> Self {
-        let mut col_counts = [(0u32, 0u32); MAX_LINE];
-        for (ox, counts) in col_counts.iter_mut().take(ow).enumerate() {
+        let mut col_counts = ColumnCounts {
+            taps: [0.0; MAX_LINE],
+            padded: [0.0; MAX_LINE],
+        };
+        for ox in 0..ow {
             let (taps, padded) = cols.taps(ox);
-            *counts = (taps.len() as u32, padded as u32);
+            col_counts.taps[ox] = taps.len() as f32;
+            col_counts.padded[ox] = padded as f32;
         }
         Line {
             cells: [0.0; MAX_LINE],
@@ -195,7 +224,6 @@ impl Line {
         let w = cols.len;
         let line = &mut self.cells[..self.len];
         line.fill(R::INIT);
-        let col_counts = &self.col_counts[..self.ow];
         for (oy, out_row) in yp.chunks_exact_mut(self.ow).enumerate() {
             let (row_taps, rows_padded) = rows.taps(oy);
             let real = &mut line[cols.pad_begin..cols.pad_begin + w];
@@ -225,10 +253,7 @@ impl Line {
                     *out = R::combine(*out, v);
                 }
             }
-            for (out, &(taps, padded)) in out_row.iter_mut().zip(col_counts) {
-                let taps = [row_taps.len(), taps as usize];
-                *out = reduction.finish(*out, taps, [rows_padded, padded as usize]);
-            }
+            reduction.finish_row(out_row, [row_taps.len(), rows_padded], &self.col_counts);
         }
     }
 }
