@@ -286,6 +286,28 @@ fn inspect_prints_a_table_without_json() {
     }
 }
 
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // As `lopper inspect model.onnx | head -0`: the reader is gone before lopper writes.
+    let (_dir, onnx) = with_model("inspect-pipe");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lopper"))
+        .args(["inspect".as_ref(), onnx.as_os_str()])
+        .env_remove("RUST_BACKTRACE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the lopper binary starts");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("lopper ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // 101 is the exit code of a Rust panic.
+    assert!(
+        out.status.code() != Some(101) && !stderr.contains("panicked"),
+        "{}, stderr:\n{stderr}",
+        out.status
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // run
 // ---------------------------------------------------------------------------------------
